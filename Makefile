@@ -1,0 +1,38 @@
+# Two commands on a fresh machine:
+#   make demo   set everything up, then run the main job on its embedded default
+#   make test   set everything up, then run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: setup data demo test bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed data
+
+# Debian's Fashion-MNIST package (the four official IDX files); skipped where
+# apt is not available or we are not root.
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) \
+		|| echo "warning: could not install dataset-fashion-mnist"; \
+	else echo "note: install Debian's dataset-fashion-mnist for the Fashion-MNIST data"; fi
+
+demo: setup
+	$(PY) -m nord demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/compile_overhead.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,95 @@
+"""Typed errors raised by NORD.
+
+Every error derives from :class:`NordError`, so ``except NordError`` catches
+anything NORD raises on purpose. Errors about user input also derive from the
+matching built-in (``ValueError``, ``KeyError``-like lookups raise
+``LookupError`` subclasses) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+__all__ = [
+    "NordError",
+    "DescriptorError",
+    "DuplicateLayerError",
+    "UnknownLayerError",
+    "InvalidDescriptorError",
+    "CycleError",
+    "DanglingConnectionError",
+    "NoPathError",
+    "UnknownOpError",
+    "SerializationError",
+    "CompilationError",
+    "ShapeError",
+    "MissingDependencyError",
+    "OutOfSearchSpaceError",
+]
+
+
+class NordError(Exception):
+    """Base class of every error NORD raises on purpose."""
+
+
+class DescriptorError(NordError, ValueError):
+    """A descriptor was used in a way it does not allow."""
+
+
+class DuplicateLayerError(DescriptorError):
+    """A layer name that is already taken was added again."""
+
+
+class UnknownLayerError(DescriptorError, LookupError):
+    """A layer name that the descriptor does not hold was referenced."""
+
+
+class InvalidDescriptorError(DescriptorError):
+    """The descriptor does not describe a network that can be built.
+
+    ``problems`` holds one error per problem found, each of a more specific
+    type (:class:`CycleError`, :class:`DanglingConnectionError`,
+    :class:`NoPathError`, :class:`UnknownOpError`).
+    """
+
+    def __init__(self, message: str, layers: Sequence[str] = (),
+                 problems: Iterable["InvalidDescriptorError"] = ()):
+        super().__init__(message)
+        self.layers = tuple(layers)
+        self.problems = tuple(problems) or (self,)
+
+
+class CycleError(InvalidDescriptorError):
+    """The connections form a cycle; ``layers`` lists it in order."""
+
+
+class DanglingConnectionError(InvalidDescriptorError):
+    """A connection names a layer that is not in the descriptor."""
+
+
+class NoPathError(InvalidDescriptorError):
+    """No path leads from the input (first) layer to the output (last) layer."""
+
+
+class UnknownOpError(InvalidDescriptorError):
+    """A layer type is neither a known torch module nor a registered op."""
+
+
+class SerializationError(DescriptorError):
+    """A descriptor could not be written to or read from JSON."""
+
+
+class CompilationError(NordError):
+    """A valid descriptor could not be turned into a network."""
+
+
+class ShapeError(CompilationError, ValueError):
+    """A layer cannot accept the shape of the tensor that reaches it."""
+
+
+class MissingDependencyError(NordError, ImportError):
+    """An optional dependency is needed; the message says how to install it."""
+
+
+class OutOfSearchSpaceError(NordError, ValueError):
+    """An architecture lies outside a benchmark's search space."""
