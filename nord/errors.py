@@ -87,6 +87,10 @@ class ShapeError(CompilationError, ValueError):
     """A layer cannot accept the shape of the tensor that reaches it."""
 
 
+class DataNotFoundError(NordError, FileNotFoundError):
+    """A data set is missing or damaged; the message says how to get it."""
+
+
 class MissingDependencyError(NordError, ImportError):
     """An optional dependency is needed; the message says how to install it."""
 

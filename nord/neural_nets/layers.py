@@ -267,6 +267,9 @@ def _window(params: Dict[str, Any], rank: int, *, dilation: bool = True):
     stride = _per_dim(1 if stride is None else stride, rank, "stride")
     dil = _per_dim(params.get("dilation", 1), rank, "dilation") if dilation else (1,) * rank
     padding = params.get("padding", 0)
+    for what, values in (("kernel_size", kernel), ("stride", stride), ("dilation", dil)):
+        if any(v < 1 for v in values):
+            raise ValueError(f"{what}={values} must be at least 1")
     effective = tuple(d * (k - 1) + 1 for d, k in zip(dil, kernel))
     if padding == "same":
         pad = tuple((e - 1) // 2 for e in effective)
@@ -274,6 +277,8 @@ def _window(params: Dict[str, Any], rank: int, *, dilation: bool = True):
         pad = (0,) * rank
     else:
         pad = _per_dim(padding, rank, "padding")
+        if any(p < 0 for p in pad):
+            raise ValueError(f"padding={padding!r} must not be negative")
     return kernel, stride, dil, pad, effective, padding
 
 
@@ -303,7 +308,7 @@ def _pool_params(params: Dict[str, Any]) -> Dict[str, Any]:
 def _pool_shape(params: Dict[str, Any], in_shape: Shape) -> Shape:
     params = _pool_params(params)
     kernel, stride, dil, pad, effective, _ = _window(params, in_shape.rank)
-    for k, p in zip(effective, pad):
+    for k, p in zip(kernel, pad):  # torch checks the kernel, not the dilated window
         if p > k // 2:
             raise ShapeError(f"pooling padding {pad} must be at most half the kernel {kernel}")
     spatial = []
@@ -323,6 +328,9 @@ def _pool_min_spatial(params: Dict[str, Any], rank: int) -> Tuple[int, ...]:
 def _adaptive_shape(params: Dict[str, Any], in_shape: Shape) -> Shape:
     size = params["output_size"]
     size = size if isinstance(size, (tuple, list)) else (size,) * in_shape.rank
+    if len(size) != in_shape.rank:
+        raise ShapeError(f"output_size={params['output_size']!r} has {len(size)} entries "
+                         f"for {in_shape.rank}-D input; give {in_shape.rank} or one integer")
     return in_shape.with_spatial(tuple(n if s is None else int(s)
                                        for s, n in zip(size, in_shape.spatial)))
 
@@ -472,6 +480,10 @@ def _pool_op(pool: str):
 def _identity_op(in_shape: Shape, **params) -> nn.Module:
     """Identity (passes its input through)."""
     out = _out_channels(in_shape, params)
+    if out != in_shape.channels and in_shape.rank == 0:
+        # flat features: the 1x1 ReLU-conv-BN projection becomes ReLU-linear-BN
+        return nn.Sequential(nn.ReLU(), nn.Linear(in_shape.channels, out, bias=False),
+                             nn.BatchNorm1d(out))
     if out != in_shape.channels:
         return ReluConvBn(in_shape.channels, out, 1, in_shape.rank)
     return nn.Identity()

@@ -136,8 +136,7 @@ class NeuralDescriptor:
         del self.layers[name]
         del self.connections[name]
         for destinations in self.connections.values():
-            if name in destinations:
-                destinations.remove(name)
+            destinations[:] = [d for d in destinations if d != name]
         names = list(self.layers)
         if self.first_layer == name:
             self.first_layer = names[0] if names else None

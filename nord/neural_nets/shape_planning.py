@@ -140,7 +140,7 @@ def _plan_node(name: str, spec, source_names: List[str], shapes: Dict[str, Shape
         if f"{name!r}" in str(error):
             raise
         raise ShapeError(f"layer {name!r}: {error}") from error
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
         raise CompilationError(
             f"layer {name!r} ({kind.name}) has unusable parameters {spec.params}: "
             f"{type(error).__name__}: {error}") from error

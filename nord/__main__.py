@@ -1,0 +1,5 @@
+import sys
+
+from nord.cli import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""The README's main job, the `nord` command and the examples, at small settings."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from nord.cli import main
+from nord.data_curators import find_fashion_mnist
+from nord.errors import DataNotFoundError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fashion_mnist_available() -> bool:
+    try:
+        find_fashion_mnist()
+        return True
+    except DataNotFoundError:
+        return False
+
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not fashion_mnist_available(),
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+
+
+@needs_fashion_mnist
+def test_demo_trains_on_real_fashion_mnist_reproducibly(tmp_path, capsys):
+    args = ["demo", "--share", "0.05", "--seed", "3"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    first = json.loads((tmp_path / "a" / "summary.json").read_text())
+    second = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert first["train_images"] == 3000 and first["parameters"] == 2630
+    assert first["test_accuracy"] > 0.4  # chance is 0.1
+    assert first["test_accuracy"] == second["test_accuracy"]
+    for name in ("descriptor.json", "descriptor.dot", "descriptor.png"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_demo_reports_missing_data_clearly(tmp_path, capsys):
+    code = main(["demo", "--data-root", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_describe_prints_shapes_and_hash(tmp_path, capsys):
+    from nord.demo import listing_3_1_descriptor
+    path = tmp_path / "d.json"
+    descriptor = listing_3_1_descriptor()
+    path.write_text(descriptor.to_json())
+    assert main(["describe", str(path), "--input-shape", "32", "32", "--channels", "3",
+                 "--dot", str(tmp_path / "d.dot")]) == 0
+    out = capsys.readouterr().out
+    assert "pool2   MaxPool2d  10x24x24, 10x13x13  10x3x3" in out
+    assert f"canonical hash: {descriptor.canonical_hash()}" in out
+    assert (tmp_path / "d.dot").read_text().startswith("digraph")
+
+
+def test_describe_reports_an_invalid_descriptor(tmp_path, capsys):
+    from nord.neural_nets import NeuralDescriptor
+    d = NeuralDescriptor()
+    d.add_layer("input", None, "in")
+    d.add_layer("output", None, "out")  # never connected
+    path = tmp_path / "d.json"
+    path.write_text(d.to_json())
+    assert main(["describe", str(path)]) == 2
+    assert "no path leads from the input layer 'in' to the output layer 'out'" in capsys.readouterr().err
+
+
+def test_listing_3_1_example_runs(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(sys, "argv", ["listing_3_1_descriptor.py", "--png", str(tmp_path / "g.png")])
+    runpy.run_path(str(ROOT / "examples" / "listing_3_1_descriptor.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "output for a batch of 4 images: (4, 10)" in out
+    assert "total parameters: 3,220" in out
+    assert (tmp_path / "g.png").stat().st_size > 0
