@@ -322,7 +322,11 @@ def _pool_shape(params: Dict[str, Any], in_shape: Shape) -> Shape:
 
 
 def _pool_min_spatial(params: Dict[str, Any], rank: int) -> Tuple[int, ...]:
-    return _window_min_spatial(_pool_params(params), rank)
+    params = _pool_params(params)
+    dil = _window(params, rank)[2]
+    # An input narrower than the dilation lets a dilated max-pool window fall
+    # entirely on padding, which yields -inf; at least `dilation` wide, it cannot.
+    return tuple(max(m, d) for m, d in zip(_window_min_spatial(params, rank), dil))
 
 
 def _adaptive_shape(params: Dict[str, Any], in_shape: Shape) -> Shape:

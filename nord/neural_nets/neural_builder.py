@@ -91,13 +91,16 @@ def _interpolation_mode(interpolation: str, rank: int) -> str:
     raise CompilationError(f"interpolation must be 'linear' or 'nearest', got {interpolation!r}")
 
 
+_EMPTY_MODULE_DICT = nn.ModuleDict()
+
+
 def _module_key(name: str, taken: set) -> str:
     """A ModuleDict key for a layer name: no dots, not an attribute of ModuleDict."""
     key = re.sub(r"[^0-9A-Za-z_]", "_", name) or "layer"
     if key[0].isdigit():
         key = "L" + key
     base, n = key, 1
-    while key in taken or hasattr(nn.ModuleDict, key):
+    while key in taken or hasattr(_EMPTY_MODULE_DICT, key):  # instance attrs too ('training')
         n += 1
         key = f"{base}_{n}"
     taken.add(key)
