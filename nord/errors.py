@@ -91,6 +91,17 @@ class DataNotFoundError(NordError, FileNotFoundError):
     """A data set is missing or damaged; the message says how to get it."""
 
 
+class UnknownDatasetError(NordError, LookupError):
+    """A dataset name that the configuration registry does not hold."""
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class EvaluationError(NordError):
+    """An evaluation could not be carried out (bad settings, bad data)."""
+
+
 class MissingDependencyError(NordError, ImportError):
     """An optional dependency is needed; the message says how to install it."""
 
