@@ -38,8 +38,12 @@ def read_idx(path) -> np.ndarray:
     """Read an IDX file (optionally gzipped) into a numpy array."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:  # BadGzipFile is an OSError
+        raise DataNotFoundError(f"{path} could not be read ({error}); it is damaged or not "
+                                f"a gzipped IDX file: re-download it") from error
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
         raise DataNotFoundError(f"{path} is not an IDX file (bad magic number); "
                                 f"re-download the official Fashion-MNIST files")

@@ -56,6 +56,7 @@ class EvaluationResult:
     split: str = "validation"              # the split loss and metrics were measured on
     train_losses: Tuple[float, ...] = ()   # mean training loss per completed epoch
     parameters: int = 0
+    train_seconds: float = 0.0             # time spent in the training loop alone
 
     def __iter__(self):
         return iter((self.loss, self.metrics, self.total_time))
@@ -200,8 +201,10 @@ class LocalEvaluator:
                             settings.epochs, loss)
 
         try:
+            train_start = time.perf_counter()
             train(net, train_data, criterion, optimizer, settings, generator, self.device,
                   regression=regression, augmentation=augmentation, on_epoch=on_epoch)
+            train_seconds = time.perf_counter() - train_start
             loss, metrics = score(net, eval_data, criterion, config.metrics, self.device,
                                   batch_size=self.eval_batch_size, regression=regression)
         except (NonFiniteLossError, torch.OutOfMemoryError) as error:
@@ -214,7 +217,8 @@ class LocalEvaluator:
             logger.info("%s %s loss %.4f, %s", config.name, split, loss,
                         ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return EvaluationResult(loss, metrics, time.perf_counter() - start, split=split,
-                                train_losses=tuple(history), parameters=parameters)
+                                train_losses=tuple(history), parameters=parameters,
+                                train_seconds=train_seconds)
 
     def _splits(self, config: DatasetConfig, data_percentage: float):
         """(training data, scoring data, scoring split name, augmentation)."""
