@@ -102,6 +102,13 @@ class EvaluationError(NordError):
     """An evaluation could not be carried out (bad settings, bad data)."""
 
 
+class NotInTableError(NordError, LookupError):
+    """A valid architecture that the loaded benchmark table does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class MissingDependencyError(NordError, ImportError):
     """An optional dependency is needed; the message says how to install it."""
 

@@ -1,0 +1,1 @@
+"""Benchmark evaluators: NAS-Bench-101 and NAS-Bench-201 (NATS topology) lookups."""
