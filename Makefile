@@ -4,6 +4,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# The workspace's shared data (benchmark tables, CIFAR-10 JPEG copy), when present.
+NORD_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export NORD_DATA
 
 .PHONY: setup data demo test bench clean
 
@@ -32,7 +35,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) benchmarks/compile_overhead.py
+	for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -79,3 +79,42 @@ def test_listing_3_1_example_runs(monkeypatch, tmp_path, capsys):
     assert "output for a batch of 4 images: (4, 10)" in out
     assert "total parameters: 3,220" in out
     assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def run_example(monkeypatch, name, *argv):
+    monkeypatch.setattr(sys, "argv", [name, *argv])
+    return runpy.run_path(str(ROOT / "examples" / name), run_name="not_main")["main"](list(argv))
+
+
+@needs_fashion_mnist
+def test_listing_3_2_example_trains_on_fashion_mnist(monkeypatch, capsys):
+    loss, metrics, total_time = run_example(
+        monkeypatch, "listing_3_2_local_evaluator.py",
+        "--dataset", "fashion-mnist", "--epochs", "1", "--percentage", "0.05")
+    assert metrics["accuracy"] > 0.4  # chance is 0.1
+    assert loss > 0 and total_time > 0
+    out = capsys.readouterr().out
+    assert "Test metrics:" in out and "accuracy" in out
+
+
+def shared_cifar10_archive():
+    return ROOT.parent / "shared" / "data" / "cifar10-jpeg" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.mark.skipif(not shared_cifar10_archive().exists(),
+                    reason="../shared/data/cifar10-jpeg not present")
+def test_listing_3_2_example_runs_on_cifar10_as_in_the_thesis(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("NORD_DATA", str(ROOT.parent / "shared" / "data"))
+    loss, metrics, _ = run_example(
+        monkeypatch, "listing_3_2_local_evaluator.py",
+        "--epochs", "1", "--percentage", "0.02")
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and loss > 0
+    assert metrics["accuracy"] > 0.15  # chance is 0.1; 1,000 images, one epoch
+
+
+@needs_fashion_mnist
+def test_listing_3_5_example_registers_and_trains_a_custom_dataset(monkeypatch, capsys):
+    loss, metrics, _ = run_example(
+        monkeypatch, "listing_3_5_custom_dataset.py", "--epochs", "1", "--percentage", "0.05")
+    assert metrics["accuracy"] > 0.4
+    assert "test accuracy" in capsys.readouterr().out
