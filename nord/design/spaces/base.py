@@ -1,0 +1,51 @@
+"""What a search space provides to strategies and to the run loop."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SearchSpace"]
+
+
+class SearchSpace(abc.ABC):
+    """Architectures a strategy can sample and mutate, and their descriptors.
+
+    An *architecture* is whatever value the space finds convenient (a cell
+    string, a descriptor, a genome); strategies treat it as opaque. The run
+    loop stores ``encode(architecture)`` (a JSON-ready value) and evaluates
+    ``to_descriptor(architecture)``. All randomness comes from the generator
+    passed in.
+    """
+
+    #: the name ``get_space`` and the command line know the space by
+    name: str = ""
+
+    @abc.abstractmethod
+    def sample(self, rng: np.random.Generator) -> Any:
+        """A random architecture."""
+
+    @abc.abstractmethod
+    def mutate(self, architecture: Any, rng: np.random.Generator) -> Any:
+        """A mutated copy; ``architecture`` itself is left unchanged."""
+
+    @abc.abstractmethod
+    def to_descriptor(self, architecture: Any):
+        """The :class:`~nord.neural_nets.NeuralDescriptor` to evaluate."""
+
+    def encode(self, architecture: Any) -> Any:
+        """A JSON-ready value that :meth:`decode` turns back into the architecture."""
+        return architecture
+
+    def decode(self, value: Any) -> Any:
+        return value
+
+    def describe(self, architecture: Any) -> str:
+        """A short human-readable text (reports, logs)."""
+        return str(self.encode(architecture))
+
+    def settings(self) -> dict:
+        """Constructor arguments, recorded with a run (JSON-ready)."""
+        return {}

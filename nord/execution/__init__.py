@@ -1,0 +1,1 @@
+"""Running a search: objectives, executors, the SQLite run store and the run loop."""

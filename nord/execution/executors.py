@@ -1,0 +1,78 @@
+"""Executors evaluate tasks and hand back results as they finish.
+
+All executors share one small interface so that the run loop does not care
+where evaluations happen: ``submit`` a task, ``collect`` the results that are
+ready (waiting for at least one), ``capacity`` tasks at a time.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import deque
+from typing import Deque, List
+
+from nord.execution.tasks import Task, TaskResult, run_task
+
+__all__ = ["Executor", "SerialExecutor", "make_executor"]
+
+
+class Executor(abc.ABC):
+    """Evaluates :class:`Task` objects for one objective."""
+
+    #: how many tasks it can run at once
+    capacity: int = 1
+
+    def __init__(self, objective) -> None:
+        self.objective = objective
+
+    @abc.abstractmethod
+    def submit(self, task: Task) -> None:
+        """Queue a task."""
+
+    @abc.abstractmethod
+    def collect(self) -> List[TaskResult]:
+        """Results ready now; waits until at least one is, if any task is queued."""
+
+    @property
+    @abc.abstractmethod
+    def in_flight(self) -> int:
+        """Tasks submitted and not yet collected."""
+
+    def close(self) -> None:
+        """Release workers."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Evaluates in the calling process, one task per ``collect``."""
+
+    capacity = 1
+
+    def __init__(self, objective) -> None:
+        super().__init__(objective)
+        self._queue: Deque[Task] = deque()
+
+    def submit(self, task: Task) -> None:
+        self._queue.append(task)
+
+    def collect(self) -> List[TaskResult]:
+        if not self._queue:
+            return []
+        return [run_task(self.objective, self._queue.popleft())]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+
+def make_executor(kind: str, objective, workers: int = 1, **options) -> Executor:
+    """An executor by name: ``serial`` (more to come with parallel evaluation)."""
+    from nord.errors import NordError
+    if kind == "serial":
+        return SerialExecutor(objective)
+    raise NordError(f"unknown executor {kind!r}; available: serial")

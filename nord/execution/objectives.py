@@ -1,0 +1,132 @@
+"""Objectives: what a search maximises, computed from a descriptor.
+
+An objective wraps an evaluator and turns its answer into an :class:`Outcome`:
+one fitness (higher is better), the metrics worth keeping, and the cost in
+seconds (measured, or simulated for benchmark tables). Objectives are plain
+picklable settings; the evaluator behind them is built on first use, in
+whichever process evaluates.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence
+
+from nord.errors import NordError
+
+__all__ = ["Outcome", "Objective", "NASBench201Objective", "NASBench101Objective",
+           "make_objective"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    fitness: float
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    cost: Optional[float] = None
+
+
+class Objective(abc.ABC):
+    """Fitness of a descriptor; ``key`` names architectures that score alike."""
+
+    name = ""
+
+    @abc.abstractmethod
+    def evaluate(self, descriptor) -> Outcome:
+        """Score ``descriptor``; raise the evaluator's typed error if it cannot."""
+
+    def key(self, descriptor) -> str:
+        """Canonical identity for caching (isomorphic descriptors share it)."""
+        return descriptor.canonical_hash()
+
+    def settings(self) -> dict:
+        return {}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_evaluator"] = None  # rebuilt where it is used
+        return state
+
+
+class NASBench201Objective(Objective):
+    """Fitness from a NAS-Bench-201 table column; ``report`` columns kept too.
+
+    ``fitness`` and ``report`` name columns of ``nb201_tables.csv`` (such as
+    ``cifar10_valid_valid_12ep``, the 12-epoch validation accuracy a search
+    sees, and ``cifar10_test_200ep``, the number papers report). The cost is
+    not known from that table (it holds no training times) and stays empty.
+    """
+
+    name = "nasbench201"
+
+    def __init__(self, fitness: str = "cifar10_valid_valid_200ep",
+                 report: Sequence[str] = ("cifar10_test_200ep",), path=None) -> None:
+        self.fitness = fitness
+        self.report = tuple(report)
+        self.path = None if path is None else str(path)
+        self._evaluator = None
+
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            from nord.neural_nets.benchmarks.nasbench201 import NATSBench_Evaluator
+            self._evaluator = NATSBench_Evaluator(self.path)
+            self._evaluator.check_columns([self.fitness, *self.report])
+        return self._evaluator
+
+    def evaluate(self, descriptor) -> Outcome:
+        cell = self.evaluator.descriptor_to_string(descriptor)
+        values = self.evaluator.query_columns(cell, [self.fitness, *self.report])
+        return Outcome(values[self.fitness], {"cell": cell, **values})
+
+    def key(self, descriptor) -> str:
+        return self.evaluator.descriptor_to_string(descriptor)
+
+    def settings(self) -> dict:
+        return {"fitness": self.fitness, "report": list(self.report), "path": self.path}
+
+
+class NASBench101Objective(Objective):
+    """Validation accuracy (a fraction) from the NAS-Bench-101 table at ``epochs``.
+
+    The cost is the table's training time, so a run's simulated clock adds up
+    what the search would have spent training.
+    """
+
+    name = "nasbench101"
+
+    def __init__(self, epochs: int = 108, acc: str = "validation_accuracy", path=None) -> None:
+        self.epochs = int(epochs)
+        self.acc = acc
+        self.path = None if path is None else str(path)
+        self._evaluator = None
+
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            from nord.neural_nets.benchmarks.nasbench101 import NASBench_101Evaluator
+            self._evaluator = NASBench_101Evaluator(self.path)
+        return self._evaluator
+
+    def evaluate(self, descriptor) -> Outcome:
+        value, training_time = self.evaluator.descriptor_evaluate(
+            descriptor, acc=self.acc, epochs=self.epochs)
+        return Outcome(float(value), {self.acc: float(value)}, float(training_time))
+
+    def key(self, descriptor) -> str:
+        return self.evaluator.descriptor_hash(descriptor)
+
+    def settings(self) -> dict:
+        return {"epochs": self.epochs, "acc": self.acc, "path": self.path}
+
+
+_OBJECTIVES = {"nasbench201": NASBench201Objective, "nasbench101": NASBench101Objective}
+
+
+def make_objective(name: str, **settings) -> Objective:
+    """The objective registered as ``name`` (one per search space)."""
+    try:
+        cls = _OBJECTIVES[name]
+    except KeyError:
+        raise NordError(f"no objective for {name!r}; known: {sorted(_OBJECTIVES)}") from None
+    return cls(**settings)

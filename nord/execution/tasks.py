@@ -1,0 +1,76 @@
+"""One evaluation as a unit of work, and how its outcome is classified.
+
+:func:`run_task` is what every executor runs, in whichever process: it
+evaluates, times, and sorts the outcome into a status. Errors that concern
+one architecture (outside the search space, not in the table, a crash while
+training it) become a recorded result with the thesis's fitness 0; errors
+that concern the whole set-up (missing data, a missing dependency, a metric
+the table lacks) are raised, since every other candidate would fail the same.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from nord.errors import (DataNotFoundError, DescriptorError, MissingDependencyError,
+                         NotInTableError, OutOfSearchSpaceError, UnknownDatasetError)
+
+__all__ = ["Task", "TaskResult", "run_task", "SETUP_ERRORS", "FAILED_FITNESS"]
+
+#: fitness given to an evaluation that failed, as the thesis does
+FAILED_FITNESS = 0.0
+
+#: errors that stop the run instead of failing one candidate
+SETUP_ERRORS = (DataNotFoundError, MissingDependencyError, UnknownDatasetError)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    descriptor: Any  # NeuralDescriptor
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    id: int
+    status: str
+    fitness: float
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+    cost: Optional[float] = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    worker: str = ""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_task(objective, task: Task) -> TaskResult:
+    """Evaluate one task and classify the outcome (see the module docstring)."""
+    started = time.time()
+    try:
+        outcome = objective.evaluate(task.descriptor)
+    except SETUP_ERRORS:
+        raise
+    except (OutOfSearchSpaceError, DescriptorError) as error:
+        status, message = "invalid", f"{type(error).__name__}: {error}"
+    except NotInTableError as error:
+        status, message = "not_in_table", f"{type(error).__name__}: {error}"
+    except Exception as error:  # recorded with its traceback, never swallowed
+        status = "failed"
+        message = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+    else:
+        failed = getattr(outcome, "failed", False)
+        return TaskResult(task.id, "failed" if failed else "ok",
+                          FAILED_FITNESS if failed else float(outcome.fitness),
+                          dict(outcome.metrics), getattr(outcome, "error", None), outcome.cost,
+                          started, time.time(), worker_name())
+    return TaskResult(task.id, status, FAILED_FITNESS, {}, message, None, started, time.time(),
+                      worker_name())

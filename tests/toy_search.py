@@ -1,0 +1,63 @@
+"""A tiny search space and objective with known answers, for search tests.
+
+Architectures are integers 0..99; a mutation adds or subtracts 1..3; the
+descriptor is a chain of ``arch % 7 + 1`` identity layers whose op params
+carry the integer; fitness is ``-(arch - 70)**2`` (optimum 70), and the
+integers divisible by 13 are "outside the space".
+"""
+
+from __future__ import annotations
+
+import time
+
+from nord.design.spaces.base import SearchSpace
+from nord.errors import OutOfSearchSpaceError
+from nord.execution.objectives import Objective, Outcome
+from nord.neural_nets import NeuralDescriptor
+
+
+class ToySpace(SearchSpace):
+    name = "toy"
+
+    def sample(self, rng):
+        return int(rng.integers(100))
+
+    def mutate(self, architecture, rng):
+        step = int(rng.integers(1, 4)) * (1 if rng.random() < 0.5 else -1)
+        return min(99, max(0, architecture + step))
+
+    def to_descriptor(self, architecture):
+        d = NeuralDescriptor()
+        d.add_layer("input", {}, "in")
+        for i in range(architecture % 7 + 1):
+            d.add_layer_sequential("identity", {}, f"{i}_Layer")
+        d.add_layer_sequential("output", {}, "out")
+        d.layers["in"].params["value"] = architecture
+        return d
+
+
+def value_of(descriptor) -> int:
+    return descriptor.layers["in"].params["value"]
+
+
+class ToyObjective(Objective):
+    name = "toy"
+
+    def __init__(self, delay: float = 0.0, fail_on=()):
+        self.delay = delay
+        self.fail_on = set(fail_on)
+        self.calls = 0
+
+    def evaluate(self, descriptor):
+        self.calls += 1
+        value = value_of(descriptor)
+        if self.delay:
+            time.sleep(self.delay)
+        if value % 13 == 0:
+            raise OutOfSearchSpaceError(f"{value} is divisible by 13")
+        if value in self.fail_on:
+            raise RuntimeError(f"training {value} diverged")
+        return Outcome(float(-(value - 70) ** 2), {"value": value}, cost=1.0)
+
+    def key(self, descriptor):
+        return str(value_of(descriptor))
