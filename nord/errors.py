@@ -25,6 +25,7 @@ __all__ = [
     "ShapeError",
     "MissingDependencyError",
     "OutOfSearchSpaceError",
+    "MetricNotAvailableError",
 ]
 
 
@@ -106,6 +107,13 @@ class NotInTableError(NordError, LookupError):
     """A valid architecture that the loaded benchmark table does not hold."""
 
     def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class MetricNotAvailableError(NordError, KeyError):
+    """A metric (or dataset/epochs combination) the loaded benchmark does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
 
 

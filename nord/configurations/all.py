@@ -17,7 +17,7 @@ Built-in datasets: ``fashion-mnist``, ``cifar10``, ``activity_recognition``.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn

@@ -42,6 +42,12 @@ class Objective(abc.ABC):
     def settings(self) -> dict:
         return {}
 
+    def prepare(self) -> None:
+        """Load what evaluation needs now, so missing data fails before a run starts."""
+        evaluator = getattr(type(self), "evaluator", None)
+        if evaluator is not None:
+            self.evaluator  # noqa: B018 (loads the table)
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_evaluator"] = None  # rebuilt where it is used
@@ -53,16 +59,24 @@ class NASBench201Objective(Objective):
 
     ``fitness`` and ``report`` name columns of ``nb201_tables.csv`` (such as
     ``cifar10_valid_valid_12ep``, the 12-epoch validation accuracy a search
-    sees, and ``cifar10_test_200ep``, the number papers report). The cost is
-    not known from that table (it holds no training times) and stays empty.
+    sees, and ``cifar10_test_200ep``, the number papers report); see
+    :data:`~nord.neural_nets.benchmarks.nasbench201.TABLE_COLUMNS`. The cost
+    stays empty: that table holds no training times.
     """
 
     name = "nasbench201"
 
     def __init__(self, fitness: str = "cifar10_valid_valid_200ep",
                  report: Sequence[str] = ("cifar10_test_200ep",), path=None) -> None:
+        from nord.neural_nets.benchmarks.nasbench201 import TABLE_COLUMNS
+        self.columns = {column: (metric, dataset, epochs)
+                        for (metric, dataset, epochs), column in TABLE_COLUMNS.items()}
+        for column in (fitness, *report):
+            if column not in self.columns:
+                raise NordError(f"{column!r} is not a NAS-Bench-201 table column; choose "
+                                f"from {sorted(self.columns)}")
         self.fitness = fitness
-        self.report = tuple(report)
+        self.report = tuple(c for c in report if c != fitness)
         self.path = None if path is None else str(path)
         self._evaluator = None
 
@@ -71,16 +85,18 @@ class NASBench201Objective(Objective):
         if self._evaluator is None:
             from nord.neural_nets.benchmarks.nasbench201 import NATSBench_Evaluator
             self._evaluator = NATSBench_Evaluator(self.path)
-            self._evaluator.check_columns([self.fitness, *self.report])
         return self._evaluator
 
     def evaluate(self, descriptor) -> Outcome:
-        cell = self.evaluator.descriptor_to_string(descriptor)
-        values = self.evaluator.query_columns(cell, [self.fitness, *self.report])
+        cell = self.evaluator.descriptor_to_arch(descriptor)
+        values = {}
+        for column in (self.fitness, *self.report):
+            metric, dataset, epochs = self.columns[column]
+            values[column] = float(self.evaluator.evaluate_string(cell, metric, dataset, epochs))
         return Outcome(values[self.fitness], {"cell": cell, **values})
 
     def key(self, descriptor) -> str:
-        return self.evaluator.descriptor_to_string(descriptor)
+        return self.evaluator.descriptor_to_arch(descriptor)
 
     def settings(self) -> dict:
         return {"fitness": self.fitness, "report": list(self.report), "path": self.path}
@@ -114,7 +130,7 @@ class NASBench101Objective(Objective):
         return Outcome(float(value), {self.acc: float(value)}, float(training_time))
 
     def key(self, descriptor) -> str:
-        return self.evaluator.descriptor_hash(descriptor)
+        return self.evaluator.hash_of(descriptor)
 
     def settings(self) -> dict:
         return {"epochs": self.epochs, "acc": self.acc, "path": self.path}

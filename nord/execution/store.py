@@ -25,7 +25,10 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from nord.errors import NordError
 
-__all__ = ["RunStore", "EvaluationRecord", "StoreError", "STATUSES"]
+__all__ = ["RunStore", "EvaluationRecord", "StoreError", "STATUSES", "MEMORY"]
+
+#: the path of a store kept in memory (studies of many short benchmark runs)
+MEMORY = ":memory:"
 
 #: outcomes of an evaluation; every status but ``ok`` and ``cached`` scores fitness 0
 STATUSES = ("pending", "ok", "cached", "invalid", "not_in_table", "failed")
@@ -97,19 +100,25 @@ class EvaluationRecord:
 class RunStore:
     """Open (creating if needed) the run store at ``path``.
 
+    ``RunStore(":memory:")`` keeps the store in memory (nothing survives the
+    process; for many short benchmark runs).
+
     >>> store = RunStore('runs/x/run.sqlite')      # doctest: +SKIP
     >>> best = store.best()                         # doctest: +SKIP
     """
 
     def __init__(self, path, create: bool = True) -> None:
         self.path = Path(path)
-        if not self.path.exists() and not create:
-            raise StoreError(f"no run store at {self.path}; is this the --out folder of a "
-                             f"`nord search` run?")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        if str(path) == MEMORY:
+            self.db = sqlite3.connect(MEMORY, isolation_level=None)
+        else:
+            if not self.path.exists() and not create:
+                raise StoreError(f"no run store at {self.path}; is this the --out folder of "
+                                 f"a `nord search` run?")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self._result_seq = self.db.execute(
             "SELECT COALESCE(MAX(result_seq), 0) FROM evaluations").fetchone()[0]

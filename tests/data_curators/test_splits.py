@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nord.data_curators.splits import DatasetSplits, TensorData, make_splits
+from nord.data_curators.splits import TensorData, make_splits
 
 
 def data(n=100):

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from nord.configurations.all import Configs
 from nord.data_curators.splits import make_splits
 from nord.errors import EvaluationError, NoPathError, UnknownDatasetError
-from nord.neural_nets import EvaluationResult, LocalEvaluator, NeuralDescriptor, NeuralNet
+from nord.neural_nets import EvaluationResult, LocalEvaluator, NeuralDescriptor
 from nord.neural_nets.layers import register_layer, same_shape
 from nord.neural_nets.optimizers import OPTIMIZERS
 

@@ -16,20 +16,22 @@ Mutations (``mutation=``):
   works), and names never collide. Cells only grow; those beyond the space
   (more than 7 vertices or 9 edges) are rejected at evaluation, as in the
   thesis's Figure 3.5.
-* ``"nasbench"``: the NAS-Bench-101 paper's mutation on the 7×7 matrix: each
-  edge bit flips with probability 1/21... (``edge_prob``) and each inner op
-  changes with probability ``op_prob``, retried until the cell is valid.
+* ``"nasbench"``: the NAS-Bench-101 paper's mutation on the cell matrix: each
+  possible edge flips with probability 1/(number of possible edges) and each
+  inner op changes with probability 1/(number of inner ops), retried until
+  the child is a different valid cell.
 
 ``held_only=True`` keeps the search inside the loaded table
 (:class:`~nord.neural_nets.NASBench_101Evaluator`'s subset): samples are drawn
 from the held cells and a mutation is retried (up to ``max_tries``) until the
 child is held; if none is found, a held cell is sampled instead and counted in
-``fallbacks``.
+``fallbacks``. In both modes a mutation that changes nothing (a connection
+that already exists) is retried.
 """
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import List
 
 import numpy as np
 
@@ -113,17 +115,22 @@ class NASBench101Space(SearchSpace):
         return d
 
     def _held_sample(self, rng: np.random.Generator) -> NeuralDescriptor:
-        matrix, ops = self.evaluator.sample_cell(rng)
-        return self.from_matrix(matrix, ops)
+        held = self.evaluator.sample(rng)[0]
+        matrix, ops = self.evaluator.descriptor_to_matrix(held)
+        return self.from_matrix(matrix.tolist(), ops)
 
     # ------------------------------------------------------------- mutation
     def mutate(self, architecture: NeuralDescriptor, rng: np.random.Generator) -> NeuralDescriptor:
-        tries = self.max_tries if self.held_only else 1
-        for _ in range(tries):
+        child = architecture
+        for _ in range(self.max_tries):
             child = (self._listing_mutation(architecture, rng) if self.mutation == "listing_3_6"
                      else self._nasbench_mutation(architecture, rng))
+            if child == architecture:
+                continue  # e.g. a connection that was already there: try again
             if not self.held_only or self.is_held(child):
                 return child
+        if not self.held_only:
+            return child
         self.fallbacks += 1
         return self._held_sample(rng)
 
@@ -162,10 +169,11 @@ class NASBench101Space(SearchSpace):
         d.last_layer = output
 
     def _nasbench_mutation(self, parent: NeuralDescriptor, rng: np.random.Generator) -> NeuralDescriptor:
-        matrix, ops = self.to_matrix(parent)
+        """NAS-Bench-101's mutation on the 7-vertex cell (pruned vertices padded back)."""
+        matrix, ops = self._padded(*self.to_matrix(parent), rng)
         n = len(ops)
-        edge_prob = 1.0 / max(1, n * (n - 1) // 2)
-        op_prob = 1.0 / max(1, n - 2)
+        edge_prob, op_prob = 1.0 / (n * (n - 1) // 2), 1.0 / (n - 2)
+        current = self.to_matrix(parent)
         for _ in range(100):
             m = [row[:] for row in matrix]
             new_ops = list(ops)
@@ -181,9 +189,22 @@ class NASBench101Space(SearchSpace):
                 pruned, pruned_ops = prune_nasbench101(m, new_ops)
             except OutOfSearchSpaceError:
                 continue
-            if sum(map(sum, pruned)) <= MAX_EDGES and (pruned, pruned_ops) != (matrix, list(ops)):
+            if sum(map(sum, pruned)) <= MAX_EDGES and (pruned, pruned_ops) != current:
                 return self.from_matrix(pruned, pruned_ops)
         return parent.copy()
+
+    def _padded(self, matrix, ops, rng: np.random.Generator):
+        """The cell with unconnected inner vertices added up to 7 (random ops)."""
+        missing = MAX_VERTICES - len(ops)
+        if missing <= 0:
+            return matrix, list(ops)
+        n = MAX_VERTICES
+        padded = [[0] * n for _ in range(n)]
+        for i, row in enumerate(matrix):
+            for j, x in enumerate(row):
+                padded[i if i < len(ops) - 1 else n - 1][j if j < len(ops) - 1 else n - 1] = x
+        extra = [self.ops[int(rng.integers(len(self.ops)))] for _ in range(missing)]
+        return padded, list(ops[:-1]) + extra + [ops[-1]]
 
     # ----------------------------------------------------------- conversion
     def to_descriptor(self, architecture: NeuralDescriptor) -> NeuralDescriptor:

@@ -1,0 +1,1 @@
+"""Analysis of search results: curves, statistics and reports."""

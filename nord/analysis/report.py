@@ -1,0 +1,148 @@
+"""``nord report``: plots and a Markdown summary of a finished (or running) search."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from nord.analysis.curves import best_so_far, ecdf, incumbent_indices
+from nord.execution.store import EvaluationRecord, RunStore
+
+__all__ = ["write_report", "Report"]
+
+FIGURES = ("best_so_far.png", "fitness_ecdf.png")
+
+
+class Report:
+    """What a report says about one run store (pure summary of its rows)."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.meta = store.meta()
+        self.records: List[EvaluationRecord] = store.finished()
+        self.pending = store.count("pending")
+        self.settings = self.meta.get("settings", {})
+
+    @property
+    def fitness(self) -> np.ndarray:
+        return np.array([r.fitness for r in self.records], dtype=float)
+
+    @property
+    def best(self) -> Optional[EvaluationRecord]:
+        if not self.records:
+            return None
+        return self.records[int(incumbent_indices(self.fitness)[-1])]
+
+    def statuses(self) -> dict:
+        counts: dict = {}
+        for r in self.records:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return counts
+
+    def markdown(self) -> str:
+        s = self.settings
+        lines = [f"# Search report: {s.get('strategy', '?')} on {s.get('space', '?')}", ""]
+        lines += ["| setting | value |", "|---|---|"]
+        for key in ("space", "strategy", "budget", "population", "sample", "seed", "fitness",
+                    "cache", "executor", "workers"):
+            if key in s:
+                lines.append(f"| {key} | {s[key]} |")
+        lines.append("")
+        best = self.best
+        if best is None:
+            lines.append("No evaluation has finished yet.")
+            return "\n".join(lines) + "\n"
+        lines += ["## Best architecture", "",
+                  f"Evaluation #{best.id} (found after {self._position(best) + 1} evaluations), "
+                  f"fitness **{best.fitness:.6g}**.", ""]
+        if best.metrics:
+            lines += ["| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {_cell(v)} |" for k, v in best.metrics.items()]
+            lines.append("")
+        lines += ["Architecture:", "", "```", _pretty(best.architecture), "```", ""]
+        counts = self.statuses()
+        ok = [r for r in self.records if r.status in ("ok", "cached")]
+        logic = [(r.ask_seconds or 0) + (r.tell_seconds or 0) for r in self.records]
+        evaluating = [r.eval_seconds for r in self.records
+                      if r.eval_seconds is not None and r.status != "cached"]
+        lines += ["## Counts and time", "", "| quantity | value |", "|---|---|",
+                  f"| evaluations finished | {len(self.records)} |",
+                  f"| pending | {self.pending} |"]
+        lines += [f"| {status} | {n} |" for status, n in sorted(counts.items())]
+        lines += [f"| mean fitness of successful evaluations | {np.mean([r.fitness for r in ok]):.6g} |"
+                  if ok else "| mean fitness | - |",
+                  f"| wall time | {self.meta.get('wall_seconds', float('nan')):.2f} s |",
+                  f"| time in evaluations | {sum(evaluating):.2f} s |",
+                  f"| search-logic overhead (ask + tell) | {1000 * np.mean(logic):.3f} ms per step |",
+                  f"| simulated training time | {sum(r.cost or 0 for r in self.records):.0f} s |",
+                  ""]
+        failures = [r for r in self.records if r.status in ("invalid", "not_in_table", "failed")]
+        if failures:
+            lines += ["## Failed and invalid evaluations (first 5)", ""]
+            for r in failures[:5]:
+                first = (r.error or "").strip().splitlines()[0] if r.error else ""
+                lines.append(f"- #{r.id} {r.status}: {first}")
+            lines.append("")
+        lines += ["## Figures", "", "![best so far](best_so_far.png)", "",
+                  "![fitness ECDF](fitness_ecdf.png)", ""]
+        return "\n".join(lines)
+
+    def _position(self, record: EvaluationRecord) -> int:
+        return [r.id for r in self.records].index(record.id)
+
+
+def _cell(value) -> str:
+    """A value that cannot break a Markdown table row."""
+    text = f"`{value}`" if isinstance(value, str) and "|" in value else str(value)
+    return text.replace("|", "\\|")
+
+
+def _pretty(architecture) -> str:
+    if isinstance(architecture, str) and architecture.startswith("{"):
+        try:
+            return json.dumps(json.loads(architecture), indent=1)
+        except ValueError:
+            pass
+    return str(architecture)
+
+
+def write_report(out, dpi: int = 120) -> Path:
+    """Write ``summary.md``, ``best_so_far.png`` and ``fitness_ecdf.png`` into ``out``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    with RunStore(out / "run.sqlite", create=False) as store:
+        report = Report(store)
+    fitness = report.fitness
+    title = f"{report.settings.get('strategy', '')} on {report.settings.get('space', '')}"
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(np.arange(1, fitness.size + 1), fitness, ".", alpha=0.35, label="evaluation")
+    ax.plot(np.arange(1, fitness.size + 1), best_so_far(fitness), "-", label="best so far")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("fitness")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / FIGURES[0], dpi=dpi)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ok = [r.fitness for r in report.records if r.status in ("ok", "cached")]
+    x, y = ecdf(ok)
+    ax.step(x, y, where="post")
+    ax.set_xlabel("fitness (successful evaluations)")
+    ax.set_ylabel("share of evaluations ≤ fitness")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out / FIGURES[1], dpi=dpi)
+    plt.close(fig)
+
+    path = out / "summary.md"
+    path.write_text(report.markdown() + f"\n_Report written {time.strftime('%Y-%m-%d %H:%M:%S')}._\n")
+    return path

@@ -1,0 +1,175 @@
+"""Building a search run from plain settings (what ``nord search`` does).
+
+:class:`SearchSettings` holds everything a run is made of; it is saved in the
+run's store, so ``resume`` rebuilds the same space, strategy and objective
+from the store alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from nord.design.spaces import get_space
+from nord.design.strategies import make_strategy
+from nord.errors import NordError
+from nord.execution.executors import make_executor
+from nord.execution.objectives import make_objective
+from nord.execution.run_loop import ProgressEvent, RunSummary, SearchRun
+from nord.execution.store import RunStore
+
+__all__ = ["SearchSettings", "run_search", "STORE_NAME", "SettingsError"]
+
+log = logging.getLogger(__name__)
+STORE_NAME = "run.sqlite"
+#: cells in the complete NAS-Bench-101 space
+NASBENCH101_CELLS = 423_624
+
+
+class SettingsError(NordError, ValueError):
+    """Settings that cannot make a run, or that contradict a run being resumed."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """One search: what is searched, how, for how long, and where it is stored.
+
+    ``fitness`` is a NAS-Bench-201 table column (``cifar10_valid_valid_12ep``)
+    or, for NAS-Bench-101, ``<accuracy>@<epochs>`` (``validation_accuracy@108``);
+    ``None`` picks the space's default. ``table`` is the benchmark table's path
+    (default: found through ``$NORD_DATA``). ``space_options`` and
+    ``strategy_options`` go to the space's and strategy's constructors.
+    """
+
+    space: str = "nasbench201"
+    strategy: str = "evolution"
+    budget: int = 150
+    population: int = 10
+    sample: int = 3
+    seed: int = 0
+    fitness: Optional[str] = None
+    report: Sequence[str] = ()
+    cache: bool = True
+    table: Optional[str] = None
+    executor: str = "serial"
+    workers: int = 1
+    space_options: Dict[str, Any] = field(default_factory=dict)
+    strategy_options: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["report"] = list(self.report)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchSettings":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    # ---------------------------------------------------------------- parts
+    def build_objective(self):
+        if self.space == "nasbench201":
+            report = list(self.report) or ["cifar10_test_200ep"]
+            return make_objective("nasbench201", fitness=self.fitness or "cifar10_valid_valid_200ep",
+                                  report=report, path=self.table)
+        if self.space == "nasbench101":
+            acc, _, epochs = (self.fitness or "validation_accuracy@108").partition("@")
+            if not epochs.isdigit():
+                raise SettingsError(f"NAS-Bench-101 fitness is <accuracy>@<epochs>, e.g. "
+                                    f"validation_accuracy@108; got {self.fitness!r}")
+            return make_objective("nasbench101", acc=acc, epochs=int(epochs),
+                                  path=self.table)
+        raise SettingsError(f"no objective for the space {self.space!r}")
+
+
+    def build_space(self, objective=None):
+        """The space; for NAS-Bench-101 ``held_only`` defaults to whether the
+        loaded table is a subset, and then the mutation to ``nasbench`` (listing
+        3.6's rules only grow cells, and the subset's cells are mostly maximal,
+        so they would almost never reach another held cell)."""
+        options = dict(self.space_options)
+        if self.space == "nasbench101" and objective is not None:
+            if options.get("held_only") is None:
+                options["held_only"] = len(objective.evaluator) < NASBENCH101_CELLS
+            if options["held_only"]:
+                options.setdefault("evaluator", objective.evaluator)
+                options.setdefault("mutation", "nasbench")
+        return get_space(self.space, **options)
+
+    def build_strategy(self, space):
+        options = dict(self.strategy_options)
+        if self.strategy == "evolution":
+            options.setdefault("population_size", self.population)
+            options.setdefault("sample_size", self.sample)
+        return make_strategy(self.strategy, space, rng=self.seed, **options)
+
+
+#: settings a resumed run may change
+RESUME_OVERRIDABLE = ("budget", "table", "executor", "workers")
+
+
+def _resumed_settings(stored: SearchSettings, explicit: Dict[str, Any]) -> SearchSettings:
+    different = {name: value for name, value in explicit.items()
+                 if name not in RESUME_OVERRIDABLE and getattr(stored, name) != value}
+    if different:
+        detail = ", ".join(f"{name}: stored {getattr(stored, name)!r}, given {value!r}"
+                           for name, value in different.items())
+        raise SettingsError(f"this run was started with other settings ({detail}); resume "
+                            f"without them or start a new run in another --out folder")
+    changes = {k: v for k, v in explicit.items() if k in RESUME_OVERRIDABLE}
+    if changes.get("budget", stored.budget) < stored.budget:
+        changes.pop("budget")
+    return dataclasses.replace(stored, **changes)
+
+
+def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
+               callbacks: Sequence[Callable[[ProgressEvent], None]] = (),
+               explicit: Optional[Dict[str, Any]] = None) -> RunSummary:
+    """Start a search in ``out`` (or resume the one there) and run it to its budget.
+
+    On ``resume`` the stored settings are used (``settings`` may be ``None``);
+    ``explicit`` holds the settings the user typed: the budget may be raised,
+    the table path and executor changed, anything else must match the run.
+    """
+    path = Path(out) / STORE_NAME
+    if resume:
+        if not path.exists():
+            raise SettingsError(f"nothing to resume: no {STORE_NAME} in {out}")
+        with RunStore(path, create=False) as existing:
+            meta = existing.meta()
+        if "settings" not in meta:
+            raise SettingsError(f"{path} holds no search settings; it was not written by "
+                                f"run_search / nord search")
+        settings = _resumed_settings(SearchSettings.from_dict(meta["settings"]),
+                                     dict(explicit or {}))
+    elif settings is None:
+        raise SettingsError("settings are needed to start a run")
+    elif path.exists():
+        raise SettingsError(f"{out} already holds a run; pass --resume to continue it or "
+                            f"choose another --out")
+    # build everything before touching the store, so a bad setting leaves no file
+    objective = settings.build_objective()
+    objective.prepare()
+    space = settings.build_space(objective)
+    strategy = settings.build_strategy(space)
+    store = RunStore(path)
+    try:
+        store.set_meta(settings=settings.to_dict(), space_settings=space.settings())
+        executor = make_executor(settings.executor, objective, workers=settings.workers)
+        try:
+            run = SearchRun(strategy, objective, store, settings.budget, executor=executor,
+                            cache=settings.cache, callbacks=callbacks)
+            summary = run.run()
+        finally:
+            executor.close()
+        store.set_meta(summary={"evaluations": summary.evaluations,
+                                "statuses": summary.statuses,
+                                "strategy_seconds_per_step": summary.strategy_seconds_per_step,
+                                "store_seconds_per_step": summary.store_seconds_per_step,
+                                "simulated_cost": summary.simulated_cost})
+        return summary
+    finally:
+        store.close()

@@ -1,0 +1,90 @@
+"""The DQN agent of listings 3.8-3.9: exact states, valid cells, learning, resumability."""
+
+import numpy as np
+import pytest
+
+from nord.design.spaces.nasbench101 import NASBench101Space
+from nord.design.strategies.base import StrategyError
+from nord.design.strategies.reinforcement import (NO_CONNECTION, STATE_SIZE, CellBuilder,
+                                                  DQNAgent)
+from tests.toy_search import ToySpace
+
+OPS = ["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"]
+
+
+def test_state_is_the_45_value_code_of_the_cell():
+    b = CellBuilder(OPS)
+    assert STATE_SIZE == 45 and b.state().shape == (45,)
+    b.step(0, (0, NO_CONNECTION))          # conv3x3 fed by the input
+    b.step(2, (1, 0))                      # maxpool fed by conv3x3 and the input
+    state = b.state()
+    codes, bits = state[:24].reshape(6, 4), state[24:]
+    assert codes[:3].tolist() == [[0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 1, 0]]
+    assert not codes[3:].any()
+    # bits follow the upper triangle of the 7x7 matrix, row by row: (0,1) (0,2) ... (5,6)
+    pairs = [(i, j) for i in range(7) for j in range(i + 1, 7)]
+    assert {pairs[k] for k in np.flatnonzero(bits)} == {(0, 1), (1, 2), (0, 2)}
+    assert b.step(3, (2, NO_CONNECTION)) is True  # stop: output fed by the maxpool
+    d = b.descriptor()
+    assert [d.layers[n].layer for n in d.layers] == ["input", *OPS[0:1], OPS[2], "output"]
+    assert sorted(d.edges()) == [("0_Layer", "1_Layer"), ("0_Layer", "2_Layer"),
+                                 ("1_Layer", "2_Layer"), ("2_Layer", "9999")]
+
+
+def test_input_choice_is_attention_like_top_two():
+    b = CellBuilder(OPS)
+    b.step(0, (0, NO_CONNECTION))
+    scores = np.array([0.1, 0.5, 0.0, 0.0, 0.0, 0.0, 0.4])
+    assert b.inputs(scores) == (1, NO_CONNECTION)
+    scores = np.array([0.3, 0.5, 0.9, 0.9, 0.9, 0.9, 0.1])  # positions 2.. do not exist yet
+    assert b.inputs(scores) == (1, 0)
+    scores = np.array([0.0, 0.0, 0, 0, 0, 0, 1.0])          # one input is always chosen
+    assert b.inputs(scores) == (0, NO_CONNECTION)
+
+
+def test_a_full_cell_ends_the_episode_and_connects_the_output():
+    b = CellBuilder(OPS)
+    for i in range(5):
+        done = b.step(1, (i, NO_CONNECTION))
+    assert done and len(b.layers) == 6 and (5, 6) in b.edges
+    with pytest.raises(StrategyError, match="finished"):
+        b.step(0, (0, 0))
+
+
+def conv3x3_share(descriptor):
+    ops = [s.layer for s in descriptor.layers.values()]
+    inner = [o for o in ops if o not in ("input", "output")]
+    return sum(o == "conv3x3-bn-relu" for o in inner) / 5.0
+
+
+def test_agent_learns_to_prefer_the_rewarded_op():
+    agent = DQNAgent(NASBench101Space(), rng=0, eps_decay=100)
+    rewards = []
+    for _ in range(300):
+        c = agent.ask()
+        reward = conv3x3_share(c.architecture)
+        rewards.append(reward)
+        agent.tell(c.id, reward)
+    assert np.mean(rewards[-50:]) > np.mean(rewards[:50]) + 0.3
+
+
+def test_agent_state_dict_continues_identically():
+    a = DQNAgent(NASBench101Space(), rng=3)
+    for _ in range(40):
+        c = a.ask()
+        a.tell(c.id, conv3x3_share(c.architecture))
+    c = a.ask()
+    b = DQNAgent(NASBench101Space(), rng=99)
+    b.load_state_dict(a.state_dict())
+    for agent in (a, b):
+        agent.tell(c.id, 0.5)
+    for _ in range(20):
+        ca, cb = a.ask(), b.ask()
+        assert ca.architecture == cb.architecture
+        a.tell(ca.id, conv3x3_share(ca.architecture))
+        b.tell(cb.id, conv3x3_share(cb.architecture))
+
+
+def test_agent_needs_the_nasbench101_space():
+    with pytest.raises(StrategyError, match="nasbench101 space"):
+        DQNAgent(ToySpace())

@@ -1,0 +1,128 @@
+"""`nord search` and `nord report` on the benchmark tables."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nord.cli import main
+from nord.execution.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("NORD_DATA") or ROOT.parent / "shared" / "data")
+NB201 = DATA / "nasbench201" / "nb201_tables.csv"
+NB101 = DATA / "nasbench101" / "nb101_30k_subset.csv.gz"
+
+pytestmark = pytest.mark.skipif(not (NB201.exists() and NB101.exists()),
+                                reason="../shared/data benchmark tables not present")
+
+
+@pytest.fixture(autouse=True)
+def data_env(monkeypatch):
+    monkeypatch.setenv("NORD_DATA", str(DATA))
+
+
+def rows(out):
+    with RunStore(Path(out) / "run.sqlite", create=False) as store:
+        return [(r.id, r.architecture, r.status, r.fitness) for r in store.finished()]
+
+
+def search(tmp_path, name, *extra):
+    out = tmp_path / name
+    code = main(["search", "--space", "nasbench201", "--strategy", "evolution", "--budget", "60",
+                 "--population", "10", "--sample", "3", "--seed", "0", "--quiet",
+                 "--out", str(out), *extra])
+    return code, out
+
+
+def test_search_then_report(tmp_path, capsys):
+    code, out = search(tmp_path, "a", "--fitness", "cifar10_valid_valid_12ep")
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "60/60 evaluations, best fitness" in printed and "cifar10_test_200ep=" in printed
+    records = rows(out)
+    assert [r[0] for r in records] == list(range(60))
+    best = max(records, key=lambda r: r[3])
+    assert main(["report", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    assert f"fitness **{best[3]:.6g}**" in summary
+    assert "search-logic overhead" in summary and "| ok |" in summary
+    for figure in ("best_so_far.png", "fitness_ecdf.png"):
+        assert (out / figure).stat().st_size > 5000
+
+
+def test_same_seed_same_run_and_other_seed_differs(tmp_path):
+    assert search(tmp_path, "a")[0] == 0 and search(tmp_path, "b")[0] == 0
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    assert search(tmp_path, "c", "--seed", "1")[0] == 0
+    assert rows(tmp_path / "c") != rows(tmp_path / "a")
+
+
+def test_existing_run_needs_resume_and_matching_settings(tmp_path, capsys):
+    code, out = search(tmp_path, "a")
+    assert search(tmp_path, "a")[0] == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(["search", "--out", str(out), "--resume", "--population", "20", "--quiet"]) == 2
+    assert "population: stored 10, given 20" in capsys.readouterr().err
+    assert main(["search", "--out", str(out), "--resume", "--budget", "90", "--quiet"]) == 0
+    assert len(rows(out)) == 90
+    main(["search", "--space", "nasbench201", "--budget", "90", "--seed", "0", "--quiet",
+          "--out", str(tmp_path / "straight")])
+    assert rows(out) == rows(tmp_path / "straight")
+
+
+def test_bad_settings_fail_before_a_store_is_written(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert main(["search", "--space", "nasbench201", "--strategy", "rl", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "needs the nasbench101 space" in capsys.readouterr().err
+    assert main(["search", "--fitness", "cifar10_valid_valid_7ep", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "not a NAS-Bench-201 table column" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["search", "--out", str(out), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "random", "rl"])
+def test_nasbench101_strategies_stay_inside_the_subset(tmp_path, strategy):
+    out = tmp_path / strategy
+    assert main(["search", "--space", "nasbench101", "--strategy", strategy, "--budget", "40",
+                 "--seed", "0", "--quiet", "--out", str(out)]) == 0
+    statuses = {r[2] for r in rows(out)}
+    assert statuses <= {"ok", "cached"}
+    assert all(0.0 < r[3] < 1.0 for r in rows(out))
+
+
+@pytest.mark.slow
+def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "nord", "search", "--space", "nasbench201", "--budget",
+               "2500", "--seed", "3", "--quiet", "--no-cache"]
+    env = dict(os.environ, NORD_DATA=str(DATA))
+    process = subprocess.Popen(command + ["--out", str(out)], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL)
+    store_path = out / "run.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if store_path.exists():
+            try:
+                with RunStore(store_path) as store:
+                    if store.count() >= 300:
+                        break
+            except Exception:
+                pass
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(rows(out))
+    assert 0 < done < 2500, "the run should have been killed mid-way"
+    subprocess.run(command + ["--out", str(out), "--resume"], env=env, cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(command + ["--out", str(tmp_path / "straight")], env=env, cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+    assert rows(out) == rows(tmp_path / "straight")
