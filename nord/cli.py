@@ -39,7 +39,8 @@ def _describe(args) -> int:
 
 #: ``nord search`` options that are settings of the run (None: not typed)
 _SEARCH_SETTINGS = ("space", "strategy", "budget", "population", "sample", "seed", "fitness",
-                    "report", "cache", "table")
+                    "report", "cache", "table", "executor", "workers", "ray_address", "gpus",
+                    "synchronous")
 
 
 def _search(args) -> int:
@@ -53,6 +54,8 @@ def _search(args) -> int:
     logging.getLogger("nord.execution.run_loop").setLevel(
         logging.ERROR if args.quiet else logging.WARNING)
     explicit = {k: getattr(args, k) for k in _SEARCH_SETTINGS if getattr(args, k) is not None}
+    if explicit.get("workers", 1) > 1 and "executor" not in explicit and not args.resume:
+        explicit["executor"] = "process"  # --workers N alone means a local pool
     space_options = {}
     if args.held_only is not None:
         space_options["held_only"] = args.held_only
@@ -157,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "when staying inside a subset)")
     search.add_argument("--no-cache", dest="cache", action="store_false", default=None,
                         help="evaluate isomorphic architectures again instead of reusing results")
+    search.add_argument("--executor", choices=["serial", "process", "ray"],
+                        help="where evaluations run (default serial; process: a local pool; "
+                        "ray: a Ray cluster, pip install 'nord[ray]')")
+    search.add_argument("--workers", type=int,
+                        help="evaluations in flight at once (default 1)")
+    search.add_argument("--ray-address", help="existing Ray cluster, e.g. auto or head:6379 "
+                        "(default: start a local Ray instance)")
+    search.add_argument("--gpus", type=float, help="ray: GPUs per evaluation (default 0)")
+    search.add_argument("--synchronous", action="store_true", default=None,
+                        help="evolution with several workers: cycles of W children bred from "
+                        "the same population (default: asynchronous, a child per result)")
     search.add_argument("--out", required=True, help="run folder (holds run.sqlite)")
     search.add_argument("--resume", action="store_true", help="continue the run in --out")
     search.add_argument("--quiet", action="store_true", help="no progress bar or warnings")

@@ -126,3 +126,14 @@ def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path):
     subprocess.run(command + ["--out", str(tmp_path / "straight")], env=env, cwd=ROOT,
                    check=True, stdout=subprocess.DEVNULL)
     assert rows(out) == rows(tmp_path / "straight")
+
+
+def test_search_with_two_process_workers(tmp_path, capsys):
+    out = tmp_path / "pool"
+    assert main(["search", "--space", "nasbench201", "--budget", "40", "--workers", "2",
+                 "--seed", "0", "--quiet", "--out", str(out)]) == 0
+    with RunStore(out / "run.sqlite", create=False) as store:
+        records = store.records()
+        assert [r.id for r in records] == list(range(40))
+        assert {r.status for r in records} <= {"ok", "cached"}
+        assert store.meta()["settings"]["executor"] == "process"

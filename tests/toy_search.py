@@ -43,14 +43,19 @@ def value_of(descriptor) -> int:
 class ToyObjective(Objective):
     name = "toy"
 
-    def __init__(self, delay: float = 0.0, fail_on=()):
+    def __init__(self, delay: float = 0.0, fail_on=(), pid_file=None):
         self.delay = delay
         self.fail_on = set(fail_on)
+        self.pid_file = pid_file
         self.calls = 0
 
     def evaluate(self, descriptor):
         self.calls += 1
         value = value_of(descriptor)
+        if self.pid_file is not None:  # lets a test find (and kill) a busy worker
+            import os
+            with open(self.pid_file, "a") as handle:
+                handle.write(f"{os.getpid()}\n")
         if self.delay:
             time.sleep(self.delay)
         if value % 13 == 0:

@@ -71,8 +71,17 @@ class SerialExecutor(Executor):
 
 
 def make_executor(kind: str, objective, workers: int = 1, **options) -> Executor:
-    """An executor by name: ``serial`` (more to come with parallel evaluation)."""
+    """An executor by name: ``serial``, ``process`` (local pool) or ``ray``."""
     from nord.errors import NordError
     if kind == "serial":
+        if workers != 1:
+            raise NordError(f"the serial executor runs one evaluation at a time; for "
+                            f"--workers {workers} choose --executor process or ray")
         return SerialExecutor(objective)
-    raise NordError(f"unknown executor {kind!r}; available: serial")
+    if kind == "process":
+        from nord.execution.process_pool import ProcessPoolExecutor
+        return ProcessPoolExecutor(objective, workers=workers, **options)
+    if kind == "ray":
+        from nord.execution.ray_executor import RayExecutor
+        return RayExecutor(objective, workers=workers, **options)
+    raise NordError(f"unknown executor {kind!r}; available: serial, process, ray")

@@ -16,14 +16,18 @@ from typing import Any, Dict, Optional, Sequence
 from nord.errors import NordError
 
 __all__ = ["Outcome", "Objective", "NASBench201Objective", "NASBench101Objective",
-           "make_objective"]
+           "TrainingObjective", "make_objective"]
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """One evaluation's answer; ``failed`` marks a training that broke (NaN loss)."""
+
     fitness: float
     metrics: Dict[str, Any] = field(default_factory=dict)
     cost: Optional[float] = None
+    failed: bool = False
+    error: Optional[str] = None
 
 
 class Objective(abc.ABC):
@@ -136,7 +140,56 @@ class NASBench101Objective(Objective):
         return {"epochs": self.epochs, "acc": self.acc, "path": self.path}
 
 
-_OBJECTIVES = {"nasbench201": NASBench201Objective, "nasbench101": NASBench101Objective}
+class TrainingObjective(Objective):
+    """Fitness by training: a :class:`~nord.neural_nets.LocalEvaluator` run.
+
+    The fitness is ``metric`` (default ``accuracy``) on the evaluator's split
+    (a validation split carved from the training set by default); the cost is
+    the measured training and scoring time. ``evaluator_options`` go to
+    ``LocalEvaluator`` (optimizer, batch size, seed, split, device, ...). A
+    training whose loss turns non-finite is a failed evaluation (fitness 0).
+    """
+
+    name = "training"
+
+    def __init__(self, dataset: str = "fashion-mnist", epochs: int = 1,
+                 data_percentage: float = 1.0, metric: str = "accuracy",
+                 optimizer: str = "adam", optimizer_params: Optional[dict] = None,
+                 **evaluator_options) -> None:
+        self.dataset, self.epochs = dataset, int(epochs)
+        self.data_percentage, self.metric = float(data_percentage), metric
+        self.optimizer, self.optimizer_params = optimizer, dict(optimizer_params or {})
+        self.evaluator_options = evaluator_options
+        self._evaluator = None
+
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            from nord.neural_nets import LocalEvaluator
+            self._evaluator = LocalEvaluator(self.optimizer, self.optimizer_params,
+                                             **self.evaluator_options)
+        return self._evaluator
+
+    def prepare(self) -> None:
+        self.evaluator.configs[self.dataset]  # an unknown dataset fails now
+
+    def evaluate(self, descriptor) -> Outcome:
+        result = self.evaluator.descriptor_evaluate(descriptor, self.epochs, self.dataset,
+                                                    self.data_percentage)
+        metrics = {"loss": result.loss, **result.metrics, "parameters": result.parameters}
+        if result.failed:
+            return Outcome(0.0, metrics, result.total_time, failed=True, error=result.error)
+        return Outcome(float(result.metrics[self.metric]), metrics, result.total_time)
+
+    def settings(self) -> dict:
+        return {"dataset": self.dataset, "epochs": self.epochs,
+                "data_percentage": self.data_percentage, "metric": self.metric,
+                "optimizer": self.optimizer, "optimizer_params": self.optimizer_params,
+                **self.evaluator_options}
+
+
+_OBJECTIVES = {"nasbench201": NASBench201Objective, "nasbench101": NASBench101Objective,
+               "training": TrainingObjective}
 
 
 def make_objective(name: str, **settings) -> Objective:

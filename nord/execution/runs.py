@@ -56,8 +56,13 @@ class SearchSettings:
     table: Optional[str] = None
     executor: str = "serial"
     workers: int = 1
+    ray_address: Optional[str] = None
+    gpus: float = 0.0
+    synchronous: bool = False
     space_options: Dict[str, Any] = field(default_factory=dict)
     strategy_options: Dict[str, Any] = field(default_factory=dict)
+    objective: Optional[str] = None
+    objective_options: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -70,7 +75,20 @@ class SearchSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     # ---------------------------------------------------------------- parts
+    def executor_options(self) -> dict:
+        if self.executor == "ray":
+            return {"address": self.ray_address, "gpus": self.gpus}
+        return {}
+
     def build_objective(self):
+        """The space's benchmark table, or ``objective='training'``: train each
+        candidate with ``LocalEvaluator`` (``objective_options``: dataset,
+        epochs, data_percentage, optimizer, batch_size, seed, ...)."""
+        if self.objective == "training":
+            return make_objective("training", **self.objective_options)
+        if self.objective not in (None, "table"):
+            raise SettingsError(f"unknown objective {self.objective!r}; use 'table' (the "
+                                f"benchmark's table) or 'training'")
         if self.space == "nasbench201":
             report = list(self.report) or ["cifar10_test_200ep"]
             return make_objective("nasbench201", fitness=self.fitness or "cifar10_valid_valid_200ep",
@@ -82,8 +100,8 @@ class SearchSettings:
                                     f"validation_accuracy@108; got {self.fitness!r}")
             return make_objective("nasbench101", acc=acc, epochs=int(epochs),
                                   path=self.table)
-        raise SettingsError(f"no objective for the space {self.space!r}")
-
+        raise SettingsError(f"no benchmark table for the space {self.space!r}; pass "
+                            f"objective='training' to train its candidates")
 
     def build_space(self, objective=None):
         """The space; for NAS-Bench-101 ``held_only`` defaults to whether the
@@ -91,7 +109,8 @@ class SearchSettings:
         3.6's rules only grow cells, and the subset's cells are mostly maximal,
         so they would almost never reach another held cell)."""
         options = dict(self.space_options)
-        if self.space == "nasbench101" and objective is not None:
+        if self.space == "nasbench101" and objective is not None and \
+                hasattr(objective, "acc"):  # a table lookup, not training
             if options.get("held_only") is None:
                 options["held_only"] = len(objective.evaluator) < NASBENCH101_CELLS
             if options["held_only"]:
@@ -104,11 +123,14 @@ class SearchSettings:
         if self.strategy == "evolution":
             options.setdefault("population_size", self.population)
             options.setdefault("sample_size", self.sample)
+            if self.synchronous:
+                options.setdefault("synchronous", True)
+                options.setdefault("cycle_size", self.workers)
         return make_strategy(self.strategy, space, rng=self.seed, **options)
 
 
 #: settings a resumed run may change
-RESUME_OVERRIDABLE = ("budget", "table", "executor", "workers")
+RESUME_OVERRIDABLE = ("budget", "table", "executor", "workers", "ray_address", "gpus")
 
 
 def _resumed_settings(stored: SearchSettings, explicit: Dict[str, Any]) -> SearchSettings:
@@ -158,7 +180,8 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
     store = RunStore(path)
     try:
         store.set_meta(settings=settings.to_dict(), space_settings=space.settings())
-        executor = make_executor(settings.executor, objective, workers=settings.workers)
+        executor = make_executor(settings.executor, objective, workers=settings.workers,
+                                 **settings.executor_options())
         try:
             run = SearchRun(strategy, objective, store, settings.budget, executor=executor,
                             cache=settings.cache, callbacks=callbacks)

@@ -141,6 +141,11 @@ class NeuralNet(nn.Module):
                  registry: Optional[LayerRegistry] = None):
         super().__init__()
         registry = registry or default_registry()
+        #: what the network was compiled with (export rebuilds it from this)
+        self.build_settings = {"num_classes": num_classes, "input_shape": input_shape,
+                               "input_channels": input_channels, "policy": policy,
+                               "channels": channels, "head": head,
+                               "interpolation": interpolation}
         self.plan: NetworkPlan = plan_network(descriptor, input_shape, input_channels,
                                               policy=policy, channels=channels,
                                               registry=registry)

@@ -1,0 +1,115 @@
+"""Executors: a local process pool (with a worker killed mid-run) and Ray."""
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from nord.design.strategies.evolution import RegularizedEvolution
+from nord.errors import MissingDependencyError, NordError
+from nord.execution.executors import SerialExecutor, make_executor
+from nord.execution.process_pool import ProcessPoolExecutor, threads_per_worker
+from nord.execution.run_loop import SearchRun
+from nord.execution.store import RunStore
+from tests.toy_search import ToyObjective, ToySpace
+
+
+def run(tmp_path, name, executor, budget=30, seed=0, synchronous=False, workers=1):
+    store = RunStore(tmp_path / name / "run.sqlite")
+    strategy = RegularizedEvolution(ToySpace(), 6, 2, rng=seed, synchronous=synchronous,
+                                    cycle_size=workers)
+    with executor:
+        summary = SearchRun(strategy, executor.objective, store, budget, executor=executor,
+                            cache=False).run()
+    return summary, store
+
+
+def rows(store):
+    return [(r.id, r.architecture, r.status, r.fitness) for r in store.finished()]
+
+
+def check_each_evaluation_once(store, budget):
+    records = store.records()
+    assert [r.id for r in records] == list(range(budget))
+    for r in records:
+        assert r.status in ("ok", "invalid") and r.told
+        expected = 0.0 if r.architecture % 13 == 0 else -(r.architecture - 70) ** 2
+        assert r.fitness == expected
+
+
+def test_threads_are_shared_between_workers():
+    assert threads_per_worker(2, cores=2) == 1
+    assert threads_per_worker(4, cores=16) == 4
+    assert threads_per_worker(8, cores=2) == 1
+
+
+def test_one_worker_reproduces_the_serial_run(tmp_path):
+    _, serial = run(tmp_path, "serial", SerialExecutor(ToyObjective()))
+    _, pooled = run(tmp_path, "pool", ProcessPoolExecutor(ToyObjective(), workers=1))
+    assert rows(pooled) == rows(serial)
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_two_workers_record_every_evaluation_once(tmp_path, synchronous):
+    executor = ProcessPoolExecutor(ToyObjective(delay=0.01), workers=2)
+    summary, store = run(tmp_path, "pool", executor, budget=40, synchronous=synchronous,
+                         workers=2)
+    check_each_evaluation_once(store, 40)
+    workers = {r.worker for r in store.records()}
+    assert len(workers) == 2  # both processes evaluated
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path):
+    pid_file = tmp_path / "pids"
+    executor = ProcessPoolExecutor(ToyObjective(delay=0.05, pid_file=str(pid_file)), workers=2)
+    killed = []
+
+    def killer():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if pid_file.exists():
+                pids = pid_file.read_text().split()
+                if len(pids) >= 12:
+                    pid = int(pids[-1])
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    summary, store = run(tmp_path, "pool", executor, budget=40, workers=2)
+    thread.join()
+    assert killed, "no worker was killed"
+    assert executor.restarts >= 1
+    check_each_evaluation_once(store, 40)
+    assert executor.resubmitted, "the killed worker's evaluation should have been resubmitted"
+    finished_by = {r.id: r.worker.split(":")[-1] for r in store.records()}
+    for task_id in executor.resubmitted:
+        assert finished_by[task_id] != str(killed[0])  # finished by a live worker
+
+
+def test_make_executor_names_its_choices():
+    with pytest.raises(NordError, match="choose --executor process or ray"):
+        make_executor("serial", ToyObjective(), workers=2)
+    with pytest.raises(NordError, match="available: serial, process, ray"):
+        make_executor("mpi", ToyObjective())
+
+
+def test_ray_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingDependencyError, match="pip install 'nord\\[ray\\]'"):
+        make_executor("ray", ToyObjective(), workers=2)
+
+
+@pytest.mark.slow
+def test_ray_executor_runs_a_search(tmp_path):
+    pytest.importorskip("ray")
+    executor = make_executor("ray", ToyObjective(delay=0.01), workers=2,
+                             init_options={"num_cpus": 2})
+    summary, store = run(tmp_path, "ray", executor, budget=20, workers=2)
+    check_each_evaluation_once(store, 20)
