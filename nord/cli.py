@@ -12,9 +12,17 @@ __all__ = ["main"]
 
 
 def _demo(args) -> int:
+    import logging
+
     from nord.demo import DemoConfig, run_demo
-    run_demo(DemoConfig(share=args.share, epochs=args.epochs, seed=args.seed,
-                        out=args.out, data_root=args.data_root))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("nord.execution.run_loop").setLevel(logging.ERROR)
+    run_demo(DemoConfig(budget=args.budget, population=args.population, sample=args.sample,
+                        channels=args.channels, percentage=args.percentage,
+                        epochs=args.epochs, workers=args.workers, seed=args.seed,
+                        fitness_split=args.fitness_split, baseline=not args.no_baseline,
+                        out=args.out, data_root=args.data_root),
+             progress=not args.quiet)
     return 0
 
 
@@ -61,14 +69,22 @@ def _search(args) -> int:
         space_options["held_only"] = args.held_only
     if args.mutation is not None:
         space_options["mutation"] = args.mutation
+    if args.channels is not None:
+        space_options["channels"] = args.channels
     if space_options:
         explicit["space_options"] = space_options
+    objective_options = {key: value for key, value in (
+        ("dataset", args.dataset), ("epochs", args.epochs),
+        ("data_percentage", args.percentage), ("optimizer", args.optimizer),
+        ("split", args.fitness_split), ("batch_size", args.batch_size)) if value is not None}
+    if objective_options:
+        explicit["objective_options"] = objective_options
     defaults = {f.name: f.default for f in fields(SearchSettings)
                 if f.name in _SEARCH_SETTINGS}
     settings = None if args.resume else SearchSettings(**{
         **defaults, **explicit,
         "report": tuple(explicit.get("report", ())),
-        "space_options": space_options})
+        "space_options": space_options, "objective_options": objective_options})
 
     callbacks, bar = [], None
     if not args.quiet:
@@ -103,16 +119,62 @@ def _report(args) -> int:
     return 0
 
 
+def _train_final(args) -> int:
+    import logging
+
+    from nord.execution.final_training import (FinalTrainingSettings, architecture_of,
+                                               train_final)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("nord.neural_nets.evaluators").setLevel(logging.INFO)
+    descriptor = architecture_of(args.source, channels=args.channels)
+    settings = FinalTrainingSettings(dataset=args.dataset, epochs=args.epochs,
+                                     optimizer=args.optimizer, batch_size=args.batch_size,
+                                     augment=not args.no_augment,
+                                     data_percentage=args.percentage, seed=args.seed,
+                                     device=args.device)
+    result = train_final(descriptor, settings, args.out)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+    print(f"test {metrics}, loss {result.test_loss:.4f}, {result.parameters:,} parameters, "
+          f"{result.seconds:.1f} s; exported to {result.export_folder}")
+    return 0
+
+
+def _export(args) -> int:
+    import torch
+
+    from nord.execution.final_training import architecture_of
+    from nord.neural_nets import LocalEvaluator
+    from nord.neural_nets.export import export_network
+    descriptor = architecture_of(args.source, channels=args.channels)
+    torch.manual_seed(args.seed)
+    net = LocalEvaluator().build_network(descriptor, args.dataset)
+    files = export_network(net.eval(), descriptor, args.out)
+    print(f"exported to {files.folder}: {files.descriptor.name}, {files.weights.name}, "
+          f"{files.torchscript.name}, {files.source.name} (weights freshly initialised; "
+          f"nord train-final exports a trained network)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nord", description="NORD: parallel and "
                                      "distributed Neural Architecture Search")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="train thesis listing 3.1's network on "
-                               "Fashion-MNIST (the README's main job)")
-    demo.add_argument("--share", type=float, default=0.1, help="share of the training set (default 0.1)")
-    demo.add_argument("--epochs", type=int, default=1)
+    demo = commands.add_parser("demo", help="a scaled-down chapter-6 search on real "
+                               "Fashion-MNIST, evolution against random search (the README's "
+                               "main job)")
+    demo.add_argument("--budget", type=int, default=30, help="evaluations per search (default 30)")
+    demo.add_argument("--population", type=int, default=10, help="P (default 10; thesis 100)")
+    demo.add_argument("--sample", type=int, default=3, help="S (default 3; thesis 25)")
+    demo.add_argument("--channels", type=int, default=16, help="C (default 16)")
+    demo.add_argument("--percentage", type=float, default=0.1,
+                      help="share of the training set (default 0.1)")
+    demo.add_argument("--epochs", type=int, default=1, help="epochs per candidate (thesis 10)")
+    demo.add_argument("--workers", type=int, default=2, help="candidates trained at once")
+    demo.add_argument("--fitness-split", choices=["validation", "test"], default="validation")
+    demo.add_argument("--no-baseline", action="store_true", help="skip the random search")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     demo.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST IDX files")
     demo.set_defaults(handler=_demo)
@@ -136,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         "<out>/run.sqlite; --resume continues a stopped or killed run",
         description="Run a search. Settings left out take their defaults (or, with "
         "--resume, the stored run's).")
-    search.add_argument("--space", choices=["nasbench201", "nasbench101"],
-                        help="search space (default nasbench201)")
+    search.add_argument("--space", choices=["nasbench201", "nasbench101", "remnet", "deepneat"],
+                        help="search space (default nasbench201); remnet and deepneat train "
+                        "every candidate (see --dataset, --epochs, --percentage)")
     search.add_argument("--strategy", choices=["evolution", "random", "rl"],
                         help="search strategy (default evolution; rl needs nasbench101)")
     search.add_argument("--budget", type=int, help="evaluations in all (default 150)")
@@ -158,6 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mutation", choices=["listing_3_6", "nasbench"],
                         help="nasbench101 mutation rules (default listing_3_6, or nasbench "
                         "when staying inside a subset)")
+    search.add_argument("--channels", type=int, help="remnet: channel count C (default 16)")
+    search.add_argument("--dataset", help="remnet/deepneat: dataset to train on "
+                        "(default fashion-mnist)")
+    search.add_argument("--epochs", type=int, help="remnet/deepneat: training epochs per "
+                        "candidate (default 1; thesis 10)")
+    search.add_argument("--percentage", type=float, help="remnet/deepneat: share of the "
+                        "training set (default 1.0)")
+    search.add_argument("--optimizer", help="remnet/deepneat: optimizer (default adam)")
+    search.add_argument("--batch-size", type=int, help="remnet/deepneat: batch size (default 64)")
+    search.add_argument("--fitness-split", choices=["validation", "test"],
+                        help="remnet/deepneat: score on a validation split carved from the "
+                        "training set (default) or on the test set (as the thesis did)")
     search.add_argument("--no-cache", dest="cache", action="store_false", default=None,
                         help="evaluate isomorphic architectures again instead of reusing results")
     search.add_argument("--executor", choices=["serial", "process", "ray"],
@@ -175,6 +250,33 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", action="store_true", help="continue the run in --out")
     search.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     search.set_defaults(handler=_search)
+
+    final = commands.add_parser(
+        "train-final", help="train a found architecture as thesis §6.4.2 does (wider, "
+        "augmented, Adamax, 20 epochs), report test accuracy and export it")
+    final.add_argument("source", help="a run folder (its best architecture), a descriptor "
+                       "JSON file, or 'remnet' (the thesis's REMNet)")
+    final.add_argument("--channels", type=int, help="widen to C channels (thesis: 128 or 256)")
+    final.add_argument("--epochs", type=int, default=20)
+    final.add_argument("--optimizer", default="adamax")
+    final.add_argument("--batch-size", type=int, default=128)
+    final.add_argument("--percentage", type=float, default=1.0, help="share of the training set")
+    final.add_argument("--dataset", default="fashion-mnist")
+    final.add_argument("--no-augment", action="store_true",
+                       help="no random horizontal flip / random erasing")
+    final.add_argument("--seed", type=int, default=0)
+    final.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
+    final.add_argument("--out", default="runs/final", help="folder for final.json and model/")
+    final.set_defaults(handler=_train_final)
+
+    export = commands.add_parser("export", help="write an architecture as descriptor JSON, "
+                                 "state dict, TorchScript and Python source")
+    export.add_argument("source", help="a run folder, a descriptor JSON file, or 'remnet'")
+    export.add_argument("--out", required=True)
+    export.add_argument("--dataset", default="fashion-mnist")
+    export.add_argument("--channels", type=int)
+    export.add_argument("--seed", type=int, default=0)
+    export.set_defaults(handler=_export)
 
     report = commands.add_parser("report", help="plots and a Markdown summary of a run")
     report.add_argument("run", help="run folder (the --out of nord search)")

@@ -43,10 +43,16 @@ _TIMEOUT_S = 60
 
 
 def cache_dir() -> Path:
-    """NORD's user cache: ``$NORD_CACHE`` when set, else ``~/.cache/nord``."""
+    """NORD's user cache: ``$NORD_CACHE``, else ``$XDG_CACHE_HOME/nord``, else ``~/.cache/nord``.
+
+    The first of these that is set wins (empty values count as unset).
+    """
     configured = os.environ.get(CACHE_ENV)
     if configured:
         return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "nord"
     return Path.home() / ".cache" / "nord"
 
 

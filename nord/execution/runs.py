@@ -25,6 +25,8 @@ __all__ = ["SearchSettings", "run_search", "STORE_NAME", "SettingsError"]
 
 log = logging.getLogger(__name__)
 STORE_NAME = "run.sqlite"
+#: spaces whose candidates can be looked up in a benchmark table
+TABLE_SPACES = ("nasbench101", "nasbench201")
 #: cells in the complete NAS-Bench-101 space
 NASBENCH101_CELLS = 423_624
 
@@ -59,6 +61,7 @@ class SearchSettings:
     ray_address: Optional[str] = None
     gpus: float = 0.0
     synchronous: bool = False
+    cycle_size: Optional[int] = None
     space_options: Dict[str, Any] = field(default_factory=dict)
     strategy_options: Dict[str, Any] = field(default_factory=dict)
     objective: Optional[str] = None
@@ -84,7 +87,8 @@ class SearchSettings:
         """The space's benchmark table, or ``objective='training'``: train each
         candidate with ``LocalEvaluator`` (``objective_options``: dataset,
         epochs, data_percentage, optimizer, batch_size, seed, ...)."""
-        if self.objective == "training":
+        if self.objective == "training" or (self.objective is None
+                                            and self.space not in TABLE_SPACES):
             return make_objective("training", **self.objective_options)
         if self.objective not in (None, "table"):
             raise SettingsError(f"unknown objective {self.objective!r}; use 'table' (the "
@@ -125,7 +129,7 @@ class SearchSettings:
             options.setdefault("sample_size", self.sample)
             if self.synchronous:
                 options.setdefault("synchronous", True)
-                options.setdefault("cycle_size", self.workers)
+                options.setdefault("cycle_size", self.cycle_size or self.workers)
         return make_strategy(self.strategy, space, rng=self.seed, **options)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import keyword
 import re
 import warnings
 from dataclasses import dataclass
@@ -187,15 +188,21 @@ def load_network(folder) -> Tuple[NeuralNet, object]:
 class _Writer:
     def __init__(self) -> None:
         self.imports: Dict[str, set] = {}
-        self.lines: List[str] = []
+        self.uses_ordered_dict = False
 
     def constructor(self, module: nn.Module, where: str) -> str:
         """Python expression that builds an equivalent ``module``."""
         cls = type(module)
         if isinstance(module, nn.Sequential) and cls.forward is nn.Sequential.forward:
-            parts = ", ".join(self.constructor(child, f"{where}.{i}")
-                              for i, child in enumerate(module))
-            return f"nn.Sequential({parts})"
+            children = list(module.named_children())
+            if [name for name, _ in children] == [str(i) for i in range(len(children))]:
+                parts = ", ".join(self.constructor(child, f"{where}.{name}")
+                                  for name, child in children)
+                return f"nn.Sequential({parts})"
+            self.uses_ordered_dict = True  # named children keep their weight names
+            parts = ", ".join(f"({name!r}, {self.constructor(child, f'{where}.{name}')})"
+                              for name, child in children)
+            return f"nn.Sequential(OrderedDict([{parts}]))"
         if isinstance(module, nn.ModuleList):
             parts = ", ".join(self.constructor(child, f"{where}.{i}")
                               for i, child in enumerate(module))
@@ -232,7 +239,8 @@ class _Writer:
 
 def _identifier(key: str, taken: set) -> str:
     name = re.sub(r"\W", "_", key).strip("_").lower() or "layer"
-    if name[0].isdigit() or name in ("forward", "training", "x"):
+    if name[0].isdigit() or keyword.iskeyword(name) or name in ("forward", "training", "x",
+                                                                  "load", "torch", "nn", "F"):
         name = f"l_{name}"
     base, n = name, 1
     while name in taken:
@@ -267,7 +275,8 @@ def network_source(net: NeuralNet, class_name: str = "ExportedNet") -> Tuple[str
         body.append(f"        return self.head(torch.flatten({out}, 1))")
     else:
         body.append(f"        return {out}")
-    imports = ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
+    imports = (["from collections import OrderedDict", ""] if writer.uses_ordered_dict else [])
+    imports += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
     imports += [f"from {module} import {', '.join(sorted(names_))}"
                 for module, names_ in sorted(writer.imports.items())]
     header = (f'"""{class_name}: exported by NORD {nord.__version__} (torch {torch.__version__}).\n\n'

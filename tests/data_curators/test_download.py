@@ -20,7 +20,7 @@ from nord.errors import DataNotFoundError
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch):
-    for name in ("NORD_ALLOW_DOWNLOAD", "NORD_CACHE", "NORD_DATA"):
+    for name in ("NORD_ALLOW_DOWNLOAD", "NORD_CACHE", "NORD_DATA", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -43,6 +43,17 @@ def test_cache_dir_uses_nord_cache_then_home(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "home" / ".cache" / "nord"
     monkeypatch.setenv("NORD_CACHE", str(tmp_path / "elsewhere"))
     assert cache_dir() == tmp_path / "elsewhere"
+
+
+def test_cache_dir_uses_xdg_cache_home_between_nord_cache_and_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "nord"
+    monkeypatch.setenv("NORD_CACHE", str(tmp_path / "elsewhere"))
+    assert cache_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv("NORD_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "nord"
 
 
 @pytest.mark.parametrize("value,allowed", [("1", True), ("true", True), ("YES", True),

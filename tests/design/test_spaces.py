@@ -104,7 +104,7 @@ def test_held_only_stays_inside_the_table():
 
 
 def test_unknown_space_and_mutation_are_named():
-    with pytest.raises(NordError, match="available: \\['nasbench101', 'nasbench201'\\]"):
+    with pytest.raises(NordError, match="available: \\['deepneat', 'nasbench101', 'nasbench201', 'remnet'\\]"):
         get_space("nasbench301")
     with pytest.raises(NordError, match="unknown mutation"):
         NASBench101Space(mutation="flip")

@@ -123,3 +123,35 @@ def test_tell_rejects_non_finite_fitness():
     c = rs.ask()
     with pytest.raises(StrategyError, match="report failed evaluations as 0"):
         rs.tell(c.id, float("nan"))
+
+
+def drive_in_cycles(strategy, cycles, order_rng):
+    asked = []
+    for _ in range(cycles):
+        batch = []
+        while (c := strategy.ask()) is not None:
+            batch.append(c)
+        asked.extend(c.architecture for c in batch)
+        for i in order_rng.permutation(len(batch)):  # results arrive in any order
+            strategy.tell(batch[i].id, fitness(batch[i].architecture))
+    return asked
+
+
+def test_synchronous_search_does_not_depend_on_result_order():
+    runs = [drive_in_cycles(RegularizedEvolution(ToySpace(), 6, 3, rng=4, synchronous=True,
+                                                 cycle_size=3), 12, np.random.default_rng(s))
+            for s in (0, 1, 2)]
+    assert runs[0] == runs[1] == runs[2]
+    assert len(runs[0]) == 6 + 11 * 3
+
+
+def test_synchronous_search_is_the_same_one_at_a_time():
+    one_at_a_time = RegularizedEvolution(ToySpace(), 6, 3, rng=4, synchronous=True, cycle_size=3)
+    serial = []
+    while len(serial) < 6 + 11 * 3:
+        c = one_at_a_time.ask()
+        serial.append(c.architecture)
+        one_at_a_time.tell(c.id, fitness(c.architecture))
+    in_cycles = drive_in_cycles(RegularizedEvolution(ToySpace(), 6, 3, rng=4, synchronous=True,
+                                                     cycle_size=3), 12, np.random.default_rng(0))
+    assert serial == in_cycles

@@ -11,6 +11,7 @@ tensors seen by forward hooks, which checks the static shape rules of
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import itertools
 from typing import Any, Dict, List, NamedTuple, Tuple
@@ -22,6 +23,8 @@ import torch.nn as nn
 from nord.errors import CompilationError, NordError
 from nord.neural_nets import NeuralDescriptor, NeuralNet
 from nord.neural_nets.layers import default_registry
+
+importlib.import_module("nord.neural_nets.remnet_layers")  # registers the genome-space blocks
 
 BATCH = 4
 NUM_CLASSES = 3
@@ -110,6 +113,11 @@ CASES: Dict[str, List[Case]] = {
     "Softplus": _same(2),
     "PReLU": [Case({}, 2), Case({"num_parameters": 1}, 1, "signal")],
     "WeightScaling": [Case({"scale": 0.5}, 2), Case({"scale": 2.0}, 0, "flat")],
+    "RemNetConv": [Case({"out_channels": 4, "kernel_size": 2}, 2),
+                   Case({"out_channels": 2, "kernel_size": 5, "dropout": 0.3}, 2, "k5")],
+    "RemNetDenseHead": [Case({}, 0)],
+    "DeepNEATBlock": [Case({"out_channels": 4, "kernel_size": 3, "dropout": 0.2, "scale": 0.5}, 2),
+                      Case({"out_channels": 3, "kernel_size": 1, "max_pool": True}, 2, "pool")],
     # --- op strings
     "input": [Case({}, 2), Case({}, 0, "flat")],
     "output": _same(2),

@@ -11,6 +11,8 @@ __all__ = ["SearchSpace", "get_space", "SPACES"]
 SPACES = {
     "nasbench101": "nord.design.spaces.nasbench101:NASBench101Space",
     "nasbench201": "nord.design.spaces.nasbench201:NASBench201Space",
+    "remnet": "nord.design.spaces.remnet:RemNetSpace",
+    "deepneat": "nord.design.spaces.deepneat:DeepNEATSpace",
 }
 
 

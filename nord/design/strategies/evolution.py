@@ -10,8 +10,11 @@ parent at random, the random-search baseline of thesis §6.4.1.
 With several evaluations in flight (thesis §6.3.2), ``synchronous=False``
 (default) proposes a child whenever asked, from the population as it stands;
 ``synchronous=True`` works in cycles of ``cycle_size`` children all bred from
-the same population, and proposes nothing more until the whole cycle returned.
-With one evaluation at a time the two modes are the same algorithm.
+the same population, and proposes nothing more until the whole cycle returned;
+the cycle then joins the population in the order it was asked (the ``W``
+oldest leave), so the search does not depend on the order results arrive in:
+the same seed gives the same search with any number of workers. With one
+evaluation at a time the two modes are the same algorithm.
 """
 
 from __future__ import annotations
@@ -62,20 +65,30 @@ class RegularizedEvolution(Strategy):
         self.population: Deque[Individual] = deque()
         self.random_asked = 0
         self.cycle_asked = 0
+        self.arrived: list = []  # synchronous mode: results of the cycle in flight
+        self.cycle_target = self.population_size  # the first cycle: the initial population
 
     # ---------------------------------------------------------------- asking
     def _propose(self) -> Optional[Any]:
+        if self.synchronous:
+            return self._propose_in_cycles()
         if self.random_asked < self.population_size:
             self.random_asked += 1
             return self.space.sample(self.rng)
-        if self.synchronous:
-            if self.pending and self.cycle_asked >= self.cycle_size:
-                return None  # wait for the whole cycle
-            if not self.pending:
-                self.cycle_asked = 0
-            self.cycle_asked += 1
         if not self.population:  # every initial result still in flight
-            return None if self.synchronous else self.space.sample(self.rng)
+            return self.space.sample(self.rng)
+        return self.space.mutate(self.select_parent().architecture, self.rng)
+
+    def _propose_in_cycles(self) -> Optional[Any]:
+        """The first cycle is the random initial population, then cycles of children."""
+        if self.cycle_asked >= self.cycle_target:
+            if self.pending or self.arrived:
+                return None  # the cycle is out: wait for all of it
+            self.cycle_asked, self.cycle_target = 0, self.cycle_size
+        self.cycle_asked += 1
+        if self.random_asked < self.population_size:
+            self.random_asked += 1
+            return self.space.sample(self.rng)
         return self.space.mutate(self.select_parent().architecture, self.rng)
 
     def select_parent(self) -> Individual:
@@ -86,7 +99,20 @@ class RegularizedEvolution(Strategy):
 
     # --------------------------------------------------------------- telling
     def _learn(self, candidate_id: int, architecture: Any, fitness: float) -> None:
-        self.population.append(Individual(candidate_id, architecture, fitness))
+        arrived = Individual(candidate_id, architecture, fitness)
+        if not self.synchronous:
+            self._join(arrived)
+            return
+        # a cycle joins the population all at once, in the order it was asked, so
+        # the order results happen to arrive in cannot change the search
+        self.arrived.append(arrived)
+        if not self.pending and self.cycle_asked >= self.cycle_target:
+            for member in sorted(self.arrived, key=lambda m: m.id):
+                self._join(member)
+            self.arrived = []
+
+    def _join(self, member: Individual) -> None:
+        self.population.append(member)
         while len(self.population) > self.population_size:
             self.population.popleft()
 
@@ -100,7 +126,10 @@ class RegularizedEvolution(Strategy):
         state = super().state_dict()
         state.update(population=[(m.id, self.space.encode(m.architecture), m.fitness)
                                  for m in self.population],
-                     random_asked=self.random_asked, cycle_asked=self.cycle_asked)
+                     random_asked=self.random_asked, cycle_asked=self.cycle_asked,
+                     cycle_target=self.cycle_target,
+                     arrived=[(m.id, self.space.encode(m.architecture), m.fitness)
+                              for m in self.arrived])
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -108,4 +137,7 @@ class RegularizedEvolution(Strategy):
         self.population = deque(Individual(int(i), self.space.decode(a), float(f))
                                 for i, a, f in state["population"])
         self.random_asked = int(state["random_asked"])
+        self.arrived = [Individual(int(i), self.space.decode(a), float(f))
+                        for i, a, f in state.get("arrived", [])]
+        self.cycle_target = int(state.get("cycle_target", self.population_size))
         self.cycle_asked = int(state["cycle_asked"])

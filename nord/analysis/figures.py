@@ -1,0 +1,101 @@
+"""Figures of chapter 6: searches compared (Figure 6.4) and architectures overlaid (6.5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from nord.analysis.curves import best_so_far, ecdf
+
+__all__ = ["plot_search_comparison", "plot_architecture_overlay", "layer_depths"]
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_search_comparison(fitness: Dict[str, Sequence[float]], path, ylabel: str = "fitness",
+                           title: str = "") -> Path:
+    """Best so far against evaluations, and the empirical CDF, one line per search."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, values in fitness.items():
+        values = np.asarray(values, dtype=float)
+        left.plot(np.arange(1, values.size + 1), best_so_far(values), label=name)
+        x, y = ecdf(values)
+        right.step(x, y, where="post", label=name)
+    left.set_xlabel("evaluations")
+    left.set_ylabel(f"best {ylabel} so far")
+    right.set_xlabel(ylabel)
+    right.set_ylabel("share of evaluations ≤ value")
+    for ax in (left, right):
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def layer_depths(descriptor) -> Dict[str, int]:
+    """Longest-path depth of each active layer from the input (input = 0)."""
+    from nord.neural_nets.graph import active_nodes, topological_order
+    active = set(active_nodes(descriptor))
+    depth: Dict[str, int] = {}
+    incoming = descriptor.incoming_connections
+    for name in topological_order(descriptor):
+        if name not in active:
+            continue
+        parents = [p for p in incoming.get(name, []) if p in depth]
+        depth[name] = 1 + max((depth[p] for p in parents), default=-1)
+    return depth
+
+
+def plot_architecture_overlay(descriptors: Iterable, path, label_of: Optional[Callable] = None,
+                              alpha: float = 0.08, title: str = "",
+                              label_order: Sequence[str] = ()) -> Path:
+    """All architectures on one canvas: x = depth, y = layer type, each drawn faintly.
+
+    Frequent paths show as dark strokes (thesis Figure 6.5). Inactive layers
+    are left out; descriptors that do not validate are skipped. ``label_order``
+    fixes the rows (bottom to top) of the labels it names.
+    """
+    from nord.neural_nets.visualization import layer_label
+    label_of = label_of or (lambda spec: layer_label(spec.layer))
+    drawn: List[tuple] = []
+    labels: Dict[str, int] = {label: i for i, label in enumerate(label_order)}
+    for descriptor in descriptors:
+        if not descriptor.is_valid():
+            continue
+        depth = layer_depths(descriptor)
+        names = {n: label_of(descriptor.layers[n]) for n in depth}
+        for label in sorted(set(names.values())):
+            labels.setdefault(label, len(labels))
+        drawn.append((descriptor, depth, names))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, max(3.0, 0.45 * len(labels) + 1.5)))
+    rng = np.random.default_rng(0)  # small fixed jitter so coincident strokes stay visible
+    for descriptor, depth, names in drawn:
+        jitter = rng.uniform(-0.12, 0.12)
+        position = {n: (depth[n], labels[names[n]] + jitter) for n in depth}
+        for src, dst in descriptor.edges():
+            if src in position and dst in position:
+                (x0, y0), (x1, y1) = position[src], position[dst]
+                ax.plot([x0, x1], [y0, y1], color="tab:blue", alpha=alpha, linewidth=1.5)
+        xs, ys = zip(*position.values()) if position else ((), ())
+        ax.scatter(xs, ys, color="tab:red", alpha=min(1.0, 2 * alpha), s=12)
+    used = sorted({labels[n] for _, _, names in drawn for n in names.values()})
+    ax.set_yticks(used)
+    ax.set_yticklabels([label for label, row in labels.items() if row in used])
+    ax.set_xlabel("depth (longest path from the input)")
+    ax.set_title(title or f"{len(drawn)} architectures overlaid")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

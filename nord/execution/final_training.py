@@ -1,0 +1,111 @@
+"""Final training of a found architecture (thesis §6.4.2) and its export.
+
+A search scores candidates cheaply (few epochs, a share of the data, narrow
+layers); the architecture it picks is then trained properly: its channels
+widened (``channels``, for spaces that have a width), on the whole training
+set with augmentation (random horizontal flip and random erasing), with
+Adamax for 20 epochs, and scored once on the test set. The trained network is
+exported (descriptor, weights, TorchScript, Python source).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from nord.errors import NordError
+from nord.execution.store import RunStore
+
+__all__ = ["FinalTrainingSettings", "train_final", "architecture_of", "FinalResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinalTrainingSettings:
+    """Thesis §6.4.2 by default: 20 epochs of Adamax with flip and erasing, test-set score."""
+
+    dataset: str = "fashion-mnist"
+    epochs: int = 20
+    optimizer: str = "adamax"
+    optimizer_params: Dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 128
+    augment: bool = True
+    data_percentage: float = 1.0
+    channels: Optional[int] = None
+    seed: int = 0
+    device: Optional[str] = None
+    lr_schedule: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    test_loss: float
+    test_metrics: Dict[str, float]
+    parameters: int
+    seconds: float
+    train_losses: Tuple[float, ...]
+    export_folder: Path
+
+
+def architecture_of(source, channels: Optional[int] = None, which: str = "best"):
+    """The descriptor to train: from a run folder (its best evaluation), a descriptor
+    JSON file, or ``'remnet'`` (the REMNet of thesis §6.4.2). ``channels`` widens
+    architectures of spaces that have a width."""
+    from nord.neural_nets import NeuralDescriptor
+
+    if str(source) == "remnet":
+        from nord.design.spaces.remnet import remnet_architecture
+        return remnet_architecture(channels or 128)
+    path = Path(source)
+    if path.is_file():
+        try:
+            return NeuralDescriptor.from_json(path.read_text())
+        except NordError as error:
+            raise NordError(f"{path} is not a descriptor JSON file ({error})") from error
+    if not (path / "run.sqlite").exists():
+        raise NordError(f"{path} is neither a run folder (no run.sqlite), a descriptor JSON "
+                        f"file, nor 'remnet'")
+    with RunStore(path / "run.sqlite", create=False) as store:
+        meta, best = store.meta(), store.best()
+    if best is None or best.status not in ("ok", "cached"):
+        raise NordError(f"the run in {path} has no successful evaluation to train")
+    settings = meta.get("settings", {})
+    space_settings = dict(meta.get("space_settings", {}))
+    if channels is not None:
+        if "channels" not in space_settings:
+            raise NordError(f"the {settings.get('space')} space has no channel width to widen; "
+                            f"leave --channels out")
+        space_settings["channels"] = int(channels)
+    from nord.design.spaces import get_space
+    space = get_space(settings["space"], **space_settings)
+    return space.to_descriptor(space.decode(best.architecture))
+
+
+def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult:
+    """Train ``descriptor`` as ``settings`` say, score it on the test set, export it."""
+    from nord.neural_nets import LocalEvaluator
+    from nord.neural_nets.export import export_network
+
+    out = Path(out)
+    evaluator = LocalEvaluator(settings.optimizer, settings.optimizer_params, verbose=True,
+                               batch_size=settings.batch_size, lr_schedule=settings.lr_schedule,
+                               seed=settings.seed, device=settings.device, split="test",
+                               augment=settings.augment,
+                               data_options={"validation_fraction": 0.0})
+    config = evaluator.configs[settings.dataset]
+    net = evaluator.build_network(descriptor, config)
+    result = evaluator.net_evaluate(net, settings.epochs, settings.dataset,
+                                    settings.data_percentage)
+    if result.failed:
+        raise NordError(f"final training failed: {result.error}")
+    files = export_network(net.cpu(), descriptor, out / "model")
+    summary = {"test_loss": result.loss, "test_metrics": result.metrics,
+               "parameters": result.parameters, "seconds": result.total_time,
+               "train_losses": list(result.train_losses), "settings": asdict(settings)}
+    (out / "final.json").write_text(json.dumps(summary, indent=1))
+    return FinalResult(result.loss, dict(result.metrics), result.parameters, result.total_time,
+                       tuple(result.train_losses), files.folder)

@@ -1,0 +1,55 @@
+"""`nord train-final` and `nord export` (thesis §6.4.2), short CPU runs."""
+
+import json
+
+import pytest
+import torch
+
+from nord.cli import main
+from nord.data_curators import find_fashion_mnist
+from nord.errors import DataNotFoundError
+from nord.neural_nets.export import load_network
+
+
+def fashion_mnist_available() -> bool:
+    try:
+        find_fashion_mnist()
+        return True
+    except DataNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST not installed")
+@pytest.mark.slow
+def test_train_final_remnet_short_run(tmp_path, capsys):
+    out = tmp_path / "final"
+    assert main(["train-final", "remnet", "--channels", "8", "--epochs", "3",
+                 "--percentage", "0.03", "--out", str(out)]) == 0
+    summary = json.loads((out / "final.json").read_text())
+    losses = summary["train_losses"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert summary["settings"]["optimizer"] == "adamax" and summary["settings"]["augment"]
+    assert 0.1 < summary["test_metrics"]["accuracy"] <= 1.0
+    net, descriptor = load_network(out / "model")
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert sum(p.numel() for p in net.parameters()) == summary["parameters"]
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_export_a_descriptor_file(tmp_path, capsys):
+    from nord.design.spaces.remnet import remnet_architecture
+    path = tmp_path / "d.json"
+    path.write_text(remnet_architecture(8).to_json())
+    assert main(["export", str(path), "--out", str(tmp_path / "export")]) == 0
+    net, descriptor = load_network(tmp_path / "export")
+    assert descriptor == remnet_architecture(8)
+    assert (tmp_path / "export" / "model.py").read_text().count("class ExportedNet") == 1
+
+
+def test_bad_sources_are_clear_errors(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
+    bad = tmp_path / "genome.json"
+    bad.write_text("{not json")
+    assert main(["train-final", str(bad), "--out", str(tmp_path / "y")]) == 2
+    assert "is not a descriptor JSON file" in capsys.readouterr().err
