@@ -29,7 +29,7 @@ needs_fashion_mnist = pytest.mark.skipif(
 
 def demo(tmp_path, name, *extra):
     args = ["demo", "--budget", "4", "--population", "2", "--sample", "2", "--channels", "8",
-            "--percentage", "0.02", "--seed", "3", "--quiet", "--out", str(tmp_path / name)]
+            "--percentage", "0.05", "--seed", "3", "--quiet", "--out", str(tmp_path / name)]
     assert main(args + list(extra)) == 0
     return json.loads((tmp_path / name / "summary.json").read_text())
 
@@ -46,7 +46,7 @@ def test_demo_searches_real_fashion_mnist_reproducibly(tmp_path, capsys):
     first = demo(tmp_path, "a", "--workers", "1")
     out = capsys.readouterr().out
     assert "best architecture:" in out and "nord train-final" in out
-    assert first["best_accuracy"] > 0.3  # chance is 0.1
+    assert first["best_accuracy"] > 0.25  # chance is 0.1
     assert set(first["searches"]) == {"regularized evolution", "random search (N=1)"}
     for name in ("figure_6_4.png", "figure_6_5.png", "evolution/summary.md",
                  "random/summary.md", "evolution/best_so_far.png"):
