@@ -37,6 +37,25 @@ def settings_from(args) -> SearchSettings:
                            "data_percentage": args.percentage, "seed": args.seed})
 
 
+def search_with_environment(args):
+    """Under torchrun: the master searches, every rank trains each candidate (listing 3.4)."""
+    from nord.design.spaces import get_space
+    from nord.design.strategies.evolution import RegularizedEvolution
+    from nord.execution.objectives import EnvironmentObjective
+    from nord.execution.run_loop import SearchRun
+    from nord.execution.store import RunStore
+    from nord.neural_nets.distributed.environment import Environment
+
+    with Environment() as e:  # workers serve inside __enter__ and never run this block
+        objective = EnvironmentObjective(e, args.dataset, args.epochs, args.percentage)
+        strategy = RegularizedEvolution(get_space("nasbench201"), args.population, args.sample,
+                                        rng=args.seed)
+        store = RunStore(Path(args.out) / "run.sqlite")
+        summary = SearchRun(strategy, objective, store, args.budget).run()
+        store.close()
+        return summary
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=int, default=20)
@@ -52,14 +71,19 @@ def main(argv=None):
     parser.add_argument("--percentage", type=float, default=0.05)
     parser.add_argument("--out", default="runs/distributed_evolution")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--environment", action="store_true",
+                        help="under torchrun: evaluate each candidate data-parallel on all ranks")
     args = parser.parse_args(argv)
     if args.executor == "serial":
         args.workers = 1
 
-    if not args.resume:
+    if not args.resume and not args.environment:
         shutil.rmtree(Path(args.out), ignore_errors=True)
-    summary = run_search(settings_from(args), args.out, resume=args.resume,
-                         explicit={"budget": args.budget} if args.resume else None)
+    if args.environment:
+        summary = search_with_environment(args)  # resumes if the store already exists
+    else:
+        summary = run_search(settings_from(args), args.out, resume=args.resume,
+                             explicit={"budget": args.budget} if args.resume else None)
     print(summary.line())
     if summary.best is not None:
         print(f"best cell: {summary.best.architecture} "

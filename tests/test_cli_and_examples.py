@@ -134,3 +134,29 @@ def test_listing_3_5_example_registers_and_trains_a_custom_dataset(monkeypatch, 
         monkeypatch, "listing_3_5_custom_dataset.py", "--epochs", "1", "--percentage", "0.05")
     assert metrics["accuracy"] > 0.4
     assert "test accuracy" in capsys.readouterr().out
+
+
+@needs_fashion_mnist
+@pytest.mark.slow
+def test_distributed_evolution_example_with_a_process_pool(monkeypatch, tmp_path):
+    summary = run_example(monkeypatch, "distributed_evolution.py", "--budget", "4",
+                          "--population", "2", "--sample", "2", "--percentage", "0.02",
+                          "--workers", "2", "--synchronous", "--out", str(tmp_path / "pool"))
+    assert summary.evaluations == 4 and summary.best.fitness > 0.1
+
+
+@needs_fashion_mnist
+@pytest.mark.slow
+def test_distributed_evolution_example_under_torchrun(tmp_path):
+    import subprocess
+    out = tmp_path / "env"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(ROOT / "examples" / "distributed_evolution.py"), "--environment", "--budget", "3",
+         "--population", "2", "--sample", "2", "--percentage", "0.02", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "3/3 evaluations" in done.stdout
+    from nord.execution.store import RunStore
+    with RunStore(out / "run.sqlite", create=False) as store:
+        assert store.count("ok") == 3

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Sequence
 from nord.errors import NordError
 
 __all__ = ["Outcome", "Objective", "NASBench201Objective", "NASBench101Objective",
-           "TrainingObjective", "make_objective"]
+           "TrainingObjective", "EnvironmentObjective", "make_objective"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,29 @@ class TrainingObjective(Objective):
                 "data_percentage": self.data_percentage, "metric": self.metric,
                 "optimizer": self.optimizer, "optimizer_params": self.optimizer_params,
                 **self.evaluator_options}
+
+
+class EnvironmentObjective(TrainingObjective):
+    """Training, data-parallel across the ranks of an open ``Environment``.
+
+    For the master of ``with Environment() as e:`` (thesis listing 3.4): each
+    candidate is trained by all ranks together. Runs in the master process
+    (use the serial executor); it cannot be pickled to other processes.
+    """
+
+    name = "environment"
+
+    def __init__(self, environment, dataset: str = "fashion-mnist", epochs: int = 1,
+                 data_percentage: float = 1.0, metric: str = "accuracy") -> None:
+        super().__init__(dataset, epochs, data_percentage, metric)
+        self._evaluator = environment
+
+    def prepare(self) -> None:
+        pass
+
+    def __getstate__(self) -> dict:
+        raise TypeError("an EnvironmentObjective evaluates through the master's open "
+                        "Environment; run it with the serial executor")
 
 
 _OBJECTIVES = {"nasbench201": NASBench201Objective, "nasbench101": NASBench101Objective,
