@@ -8,23 +8,11 @@ from pathlib import Path
 import pytest
 
 from nord.cli import main
-from nord.data_curators import find_fashion_mnist
-from nord.errors import DataNotFoundError
+from tests.fashion_mnist_data import needs_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fashion_mnist_available() -> bool:
-    try:
-        find_fashion_mnist()
-        return True
-    except DataNotFoundError:
-        return False
-
-
-needs_fashion_mnist = pytest.mark.skipif(
-    not fashion_mnist_available(),
-    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 
 
 def demo(tmp_path, name, *extra):

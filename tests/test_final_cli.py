@@ -6,20 +6,11 @@ import pytest
 import torch
 
 from nord.cli import main
-from nord.data_curators import find_fashion_mnist
-from nord.errors import DataNotFoundError
+from tests.fashion_mnist_data import needs_fashion_mnist
 from nord.neural_nets.export import load_network
 
 
-def fashion_mnist_available() -> bool:
-    try:
-        find_fashion_mnist()
-        return True
-    except DataNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST not installed")
+@needs_fashion_mnist
 @pytest.mark.slow
 def test_train_final_remnet_short_run(tmp_path, capsys):
     out = tmp_path / "final"

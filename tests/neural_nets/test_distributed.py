@@ -423,14 +423,7 @@ def test_two_ranks_follow_the_algorithm_and_end_with_identical_weights(two_rank_
 
 
 # -------------------------------------------------------------------- listing 3.4
-def fashion_mnist_available() -> bool:
-    from nord.data_curators import find_fashion_mnist
-    from nord.errors import DataNotFoundError
-    try:
-        find_fashion_mnist()
-        return True
-    except DataNotFoundError:
-        return False
+from tests.fashion_mnist_data import fashion_mnist_available  # noqa: E402
 
 
 @pytest.mark.slow

@@ -2,23 +2,13 @@
 
 import numpy as np
 import pytest
-from nasbench101_cases import CONV1, CONV3, POOL, chain, data_root_or_skip, read_rows, scrambled
+from nasbench101_cases import CONV1, CONV3, POOL, chain, read_rows, scrambled
 from torch import nn
 
 from nord.errors import NordError, NotInTableError, OutOfSearchSpaceError
 from nord.neural_nets import NeuralDescriptor
-from nord.neural_nets.benchmarks.nasbench101 import CSV_NAME, NASBench_101Evaluator
+from nord.neural_nets.benchmarks.nasbench101 import NASBench_101Evaluator
 from nord.neural_nets.graph_hash import nasbench101_hash
-
-
-@pytest.fixture(scope="module")
-def data_root():
-    return data_root_or_skip()
-
-
-@pytest.fixture(scope="module")
-def csv_path(data_root):
-    return data_root / "nasbench101" / CSV_NAME
 
 
 @pytest.fixture(scope="module")

@@ -9,24 +9,14 @@ import math
 import numpy as np
 import pytest
 from nasbench101_cases import (CONV1, CONV3, FIRST_ROW, LISTING_MATRIX, LISTING_OPS, POOL,
-                               cell_of_row, chain, data_root_or_skip, listing_3_3, read_rows,
+                               cell_of_row, chain, listing_3_3, read_rows,
                                scrambled)
 
 from nord.errors import MetricNotAvailableError, NotInTableError, OutOfSearchSpaceError
 from nord.neural_nets.benchmarks import (nasbench101, nasbench101_cells, nasbench101_records,
                                          nasbench101_tables)
-from nord.neural_nets.benchmarks.nasbench101 import CSV_NAME, NASBench_101Evaluator
+from nord.neural_nets.benchmarks.nasbench101 import NASBench_101Evaluator
 from nord.neural_nets.graph_hash import nasbench101_hash
-
-
-@pytest.fixture(scope="module")
-def data_root():
-    return data_root_or_skip()
-
-
-@pytest.fixture(scope="module")
-def csv_path(data_root):
-    return data_root / "nasbench101" / CSV_NAME
 
 
 @pytest.fixture(scope="module")

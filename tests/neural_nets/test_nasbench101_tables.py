@@ -3,20 +3,10 @@
 import gzip
 
 import pytest
-from nasbench101_cases import CONV1, CONV3, FIRST_ROW, POOL, data_root_or_skip
+from nasbench101_cases import CONV1, CONV3, FIRST_ROW, POOL
 
 from nord.errors import DataNotFoundError
 from nord.neural_nets.benchmarks.nasbench101 import CSV_NAME, OFFICIAL_URL, NASBench_101Evaluator
-
-
-@pytest.fixture(scope="module")
-def data_root():
-    return data_root_or_skip()
-
-
-@pytest.fixture(scope="module")
-def csv_path(data_root):
-    return data_root / "nasbench101" / CSV_NAME
 
 
 # ---------------------------------------------------------------- finding the table
