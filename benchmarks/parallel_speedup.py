@@ -7,6 +7,10 @@ then all 8 are submitted at once and the wall time until the last result is
 measured. A worker uses its share of the cores (1 worker: all; 2 workers: half
 each). Target speed-up >= 1.7 (thesis: 1.82 with 2 GPUs).
 
+Then, in the same run, the data-parallel half (``benchmarks/data_parallel_speedup.py``):
+the epoch time of one network trained on 2 ranks against 1, in both modes
+(``--skip-data-parallel`` to leave it out).
+
 Run: python benchmarks/parallel_speedup.py [--candidates 8] [--percentage 0.1] [--workers 2]
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch.nn as nn
@@ -58,6 +63,7 @@ def main(argv=None):
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--percentage", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-data-parallel", action="store_true")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     descriptors = [candidate(rng) for _ in range(args.candidates)]
@@ -73,6 +79,13 @@ def main(argv=None):
     print(f"speed-up of {args.workers} workers over one worker of the same size: "
           f"{single / many:.2f} (target >= 1.7); over one worker using every core: "
           f"{one / many:.2f}")
+    if not args.skip_data_parallel:
+        import subprocess
+        import sys
+        script = Path(__file__).with_name("data_parallel_speedup.py")
+        print("\ndata-parallel training of one network (benchmarks/data_parallel_speedup.py):",
+              flush=True)
+        subprocess.run([sys.executable, str(script)], check=True)
     return single / many, one / many
 
 
