@@ -43,4 +43,16 @@ def test_bad_sources_are_clear_errors(tmp_path, capsys):
     bad = tmp_path / "genome.json"
     bad.write_text("{not json")
     assert main(["train-final", str(bad), "--out", str(tmp_path / "y")]) == 2
-    assert "is not a descriptor JSON file" in capsys.readouterr().err
+    assert "does not parse as JSON" in capsys.readouterr().err
+    bad.write_text('{"input": -2, "output": 99, "layers": [[0, "CONV_9.Q"]], "connections": []}')
+    assert main(["export", str(bad), "--out", str(tmp_path / "z")]) == 2
+    assert "looks like a REMNet genome but does not decode" in capsys.readouterr().err
+
+
+def test_export_a_genome_file_from_a_run_store(tmp_path, capsys):
+    from nord.design.spaces.remnet import RemNetSpace, remnet_genome
+    path = tmp_path / "genome.json"
+    path.write_text(json.dumps(RemNetSpace().encode(remnet_genome())))
+    assert main(["export", str(path), "--channels", "8", "--out", str(tmp_path / "e")]) == 0
+    net, descriptor = load_network(tmp_path / "e")
+    assert net(torch.randn(1, 1, 28, 28)).shape == (1, 10)

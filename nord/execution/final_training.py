@@ -53,19 +53,15 @@ class FinalResult:
 
 def architecture_of(source, channels: Optional[int] = None, which: str = "best"):
     """The descriptor to train: from a run folder (its best evaluation), a descriptor
-    JSON file, or ``'remnet'`` (the REMNet of thesis §6.4.2). ``channels`` widens
+    JSON file, a REMNet genome JSON file (as a run store records it), or
+    ``'remnet'`` (the REMNet of thesis §6.4.2). ``channels`` widens
     architectures of spaces that have a width."""
-    from nord.neural_nets import NeuralDescriptor
-
     if str(source) == "remnet":
         from nord.design.spaces.remnet import remnet_architecture
         return remnet_architecture(channels or 128)
     path = Path(source)
     if path.is_file():
-        try:
-            return NeuralDescriptor.from_json(path.read_text())
-        except NordError as error:
-            raise NordError(f"{path} is not a descriptor JSON file ({error})") from error
+        return _from_file(path, channels)
     if not (path / "run.sqlite").exists():
         raise NordError(f"{path} is neither a run folder (no run.sqlite), a descriptor JSON "
                         f"file, nor 'remnet'")
@@ -83,6 +79,29 @@ def architecture_of(source, channels: Optional[int] = None, which: str = "best")
     from nord.design.spaces import get_space
     space = get_space(settings["space"], **space_settings)
     return space.to_descriptor(space.decode(best.architecture))
+
+
+def _from_file(path: Path, channels: Optional[int]):
+    """A descriptor JSON file, or a REMNet genome as a run store holds it."""
+    from nord.neural_nets import NeuralDescriptor
+    text = path.read_text()
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise NordError(f"{path} is not a descriptor JSON file (nor a genome): it does not "
+                        f"parse as JSON ({error})") from error
+    if isinstance(value, dict) and {"layers", "connections", "input", "output"} <= set(value):
+        from nord.design.spaces.remnet import RemNetSpace
+        space = RemNetSpace(channels=channels or 16)
+        try:
+            return space.to_descriptor(space.decode(value))
+        except (NordError, KeyError, TypeError, ValueError) as error:
+            raise NordError(f"{path} looks like a REMNet genome but does not decode: "
+                            f"{type(error).__name__}: {error}") from error
+    try:
+        return NeuralDescriptor.from_json(text)
+    except NordError as error:
+        raise NordError(f"{path} is not a descriptor JSON file (nor a genome): {error}") from error
 
 
 def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult:
