@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import pickle
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
@@ -221,6 +222,7 @@ class DQNAgent(Strategy):
         self.steps_done = 0
         self.episodes = 0
         self.episode_transitions: dict = {}
+        self._saved = None  # (episodes, network bytes, memory bytes) last serialised
 
     # ------------------------------------------------------------- acting
     @property
@@ -312,10 +314,16 @@ class DQNAgent(Strategy):
     # --------------------------------------------------------------- state
     def state_dict(self) -> dict:
         state = super().state_dict()
-        buffer = io.BytesIO()
-        torch.save({"policy": self.policy_net.state_dict(), "target": self.target_net.state_dict(),
-                    "optimizer": self.optimizer.state_dict()}, buffer)
-        state.update(networks=buffer.getvalue(), memory=self.memory.state_dict(),
+        if self._saved is None or self._saved[0] != self.episodes:
+            # networks and memory change only when an episode is learnt from: serialise
+            # them once per episode, not at every ask (the run loop saves after each)
+            buffer = io.BytesIO()
+            torch.save({"policy": self.policy_net.state_dict(),
+                        "target": self.target_net.state_dict(),
+                        "optimizer": self.optimizer.state_dict()}, buffer)
+            memory = pickle.dumps(self.memory.state_dict(), protocol=pickle.HIGHEST_PROTOCOL)
+            self._saved = (self.episodes, buffer.getvalue(), memory)
+        state.update(networks=self._saved[1], memory=self._saved[2],
                      steps_done=self.steps_done,
                      episodes=self.episodes, episode_transitions=dict(self.episode_transitions))
         return state
@@ -326,7 +334,9 @@ class DQNAgent(Strategy):
         self.policy_net.load_state_dict(networks["policy"])
         self.target_net.load_state_dict(networks["target"])
         self.optimizer.load_state_dict(networks["optimizer"])
-        self.memory.load_state_dict(state["memory"])
+        memory = state["memory"]
+        self.memory.load_state_dict(pickle.loads(memory) if isinstance(memory, bytes) else memory)
         self.steps_done = int(state["steps_done"])
         self.episodes = int(state["episodes"])
         self.episode_transitions = copy.deepcopy(dict(state["episode_transitions"]))
+        self._saved = None
