@@ -69,7 +69,7 @@ class ProcessPoolExecutor(Executor):
         self.max_retries = int(max_retries)
         self._futures: Dict[cf.Future, Task] = {}
         self._attempts: Dict[int, int] = {}
-        self._failed: List[TaskResult] = []
+        self._failed: List[TaskResult] = []  # results to hand out before waiting again
         self._pool = self._new_pool()
         self.restarts = 0
         self.resubmitted: List[int] = []  # ids evaluated again after a worker died
@@ -86,7 +86,10 @@ class ProcessPoolExecutor(Executor):
 
     def submit(self, task: Task) -> None:
         self._attempts[task.id] = self._attempts.get(task.id, 0) + 1
-        self._futures[self._pool.submit(_work, task)] = task
+        try:
+            self._futures[self._pool.submit(_work, task)] = task
+        except BrokenProcessPool:  # a worker died since the last collect
+            self._restart([task])
 
     def collect(self) -> List[TaskResult]:
         if self._failed:
@@ -108,7 +111,12 @@ class ProcessPoolExecutor(Executor):
 
     def _restart(self, broken: List[Task]) -> None:
         """A worker died: new pool, and every unfinished task submitted again."""
-        pending = broken + list(self._futures.values())
+        pending = list(broken)
+        for future, task in self._futures.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._failed.append(future.result())  # finished before the break: keep it
+            else:
+                pending.append(task)
         self._futures.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()

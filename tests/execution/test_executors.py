@@ -113,3 +113,22 @@ def test_ray_executor_runs_a_search(tmp_path):
                              init_options={"num_cpus": 2})
     summary, store = run(tmp_path, "ray", executor, budget=20, workers=2)
     check_each_evaluation_once(store, 20)
+
+
+@pytest.mark.slow
+def test_submitting_to_a_pool_whose_idle_worker_died(tmp_path):
+    from nord.execution.tasks import Task
+    from tests.toy_search import ToySpace as Space
+    pid_file = tmp_path / "pids"
+    space = Space()
+    with ProcessPoolExecutor(ToyObjective(pid_file=str(pid_file)), workers=1) as pool:
+        pool.submit(Task(0, space.to_descriptor(5)))
+        assert [r.id for r in pool.collect()] == [0]
+        os.kill(int(pid_file.read_text().split()[-1]), signal.SIGKILL)
+        time.sleep(1.0)  # let the pool notice it is broken
+        pool.submit(Task(1, space.to_descriptor(70)))  # must not raise BrokenProcessPool
+        results = []
+        while pool.in_flight:
+            results += pool.collect()
+        assert [(r.id, r.status, r.fitness) for r in results] == [(1, "ok", 0.0)]
+        assert pool.restarts == 1
