@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -77,7 +78,6 @@ class SearchRun:
         self.executor = executor or SerialExecutor(objective)
         self.cache = bool(cache)
         self.callbacks = list(callbacks)
-        self._descriptors: Dict[int, object] = {}
         self._store_seconds = 0.0
         self._steps = 0
         self._best = float("-inf")
@@ -115,9 +115,7 @@ class SearchRun:
             self._tell(record)
         pending = self.store.pending()
         for record in pending:
-            descriptor = self._descriptor_from_record(record)
-            self._descriptors[record.id] = descriptor
-            self.executor.submit(Task(record.id, descriptor))
+            self.executor.submit(Task(record.id, self._descriptor_from_record(record)))
         for record in self.store.finished():
             self._best = max(self._best, record.fitness)
         log.info("resumed %s: %d results told again, %d pending evaluations resubmitted",
@@ -161,11 +159,10 @@ class SearchRun:
                                     now, now, worker_name()))
             return
         hit = self.store.lookup(key) if self.cache and key is not None else None
-        if hit is not None and hit.status != "failed":
+        if hit is not None:
             self._finish(TaskResult(candidate.id, "cached", hit.fitness, hit.metrics, hit.error,
                                     0.0, now, now, worker_name()), cached_from=hit.id)
             return
-        self._descriptors[candidate.id] = descriptor
         self.executor.submit(Task(candidate.id, descriptor))
 
     def _finish(self, result: TaskResult, cached_from: Optional[int] = None) -> None:
@@ -177,7 +174,6 @@ class SearchRun:
         if result.status not in ("ok", "cached"):
             log.warning("candidate %d %s: %s", result.id, result.status,
                         (result.error or "").splitlines()[0] if result.error else "")
-        self._descriptors.pop(result.id, None)
         record = self.store.records("id = ?", (result.id,))[0]
         self._tell(record)
 
@@ -197,9 +193,7 @@ class SearchRun:
     # -------------------------------------------------------------- summary
     def summary(self, wall_seconds: float, resumed: bool = False) -> RunSummary:
         records = self.store.finished()
-        statuses: Dict[str, int] = {}
-        for r in records:
-            statuses[r.status] = statuses.get(r.status, 0) + 1
+        statuses = dict(Counter(r.status for r in records))
         logic = [(r.ask_seconds or 0.0) + (r.tell_seconds or 0.0) for r in records]
         return RunSummary(
             evaluations=len(records), budget=self.budget, statuses=statuses,

@@ -216,8 +216,9 @@ class RunStore:
         return sorted(self.records("status != 'pending'"), key=lambda r: r.result_seq)
 
     def lookup(self, key: str) -> Optional[EvaluationRecord]:
-        """The first evaluated (not cached) result with canonical hash ``key``."""
-        rows = self.records("hash = ? AND status NOT IN ('pending', 'cached')", (key,))
+        """The first reusable result with canonical hash ``key``: evaluated here (not
+        itself cached) and not ``failed`` (a crash may not happen twice)."""
+        rows = self.records("hash = ? AND status NOT IN ('pending', 'cached', 'failed')", (key,))
         return rows[0] if rows else None
 
     def count(self, status: Optional[str] = None) -> int:
