@@ -46,11 +46,21 @@ class Objective(abc.ABC):
     def settings(self) -> dict:
         return {}
 
+    _evaluator = None
+
+    def _make_evaluator(self):
+        """The evaluator behind this objective, built on first use (None: it needs none)."""
+        return None
+
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            self._evaluator = self._make_evaluator()
+        return self._evaluator
+
     def prepare(self) -> None:
         """Load what evaluation needs now, so missing data fails before a run starts."""
-        evaluator = getattr(type(self), "evaluator", None)
-        if evaluator is not None:
-            self.evaluator  # noqa: B018 (loads the table)
+        self.evaluator  # noqa: B018 (loads the table or builds the evaluator)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -82,14 +92,10 @@ class NASBench201Objective(Objective):
         self.fitness = fitness
         self.report = tuple(c for c in report if c != fitness)
         self.path = None if path is None else str(path)
-        self._evaluator = None
 
-    @property
-    def evaluator(self):
-        if self._evaluator is None:
-            from nord.neural_nets.benchmarks.nasbench201 import NATSBench_Evaluator
-            self._evaluator = NATSBench_Evaluator(self.path)
-        return self._evaluator
+    def _make_evaluator(self):
+        from nord.neural_nets.benchmarks.nasbench201 import NATSBench_Evaluator
+        return NATSBench_Evaluator(self.path)
 
     def evaluate(self, descriptor) -> Outcome:
         cell = self.evaluator.descriptor_to_arch(descriptor)
@@ -119,14 +125,10 @@ class NASBench101Objective(Objective):
         self.epochs = int(epochs)
         self.acc = acc
         self.path = None if path is None else str(path)
-        self._evaluator = None
 
-    @property
-    def evaluator(self):
-        if self._evaluator is None:
-            from nord.neural_nets.benchmarks.nasbench101 import NASBench_101Evaluator
-            self._evaluator = NASBench_101Evaluator(self.path)
-        return self._evaluator
+    def _make_evaluator(self):
+        from nord.neural_nets.benchmarks.nasbench101 import NASBench_101Evaluator
+        return NASBench_101Evaluator(self.path)
 
     def evaluate(self, descriptor) -> Outcome:
         value, training_time = self.evaluator.descriptor_evaluate(
@@ -160,15 +162,10 @@ class TrainingObjective(Objective):
         self.data_percentage, self.metric = float(data_percentage), metric
         self.optimizer, self.optimizer_params = optimizer, dict(optimizer_params or {})
         self.evaluator_options = evaluator_options
-        self._evaluator = None
 
-    @property
-    def evaluator(self):
-        if self._evaluator is None:
-            from nord.neural_nets import LocalEvaluator
-            self._evaluator = LocalEvaluator(self.optimizer, self.optimizer_params,
-                                             **self.evaluator_options)
-        return self._evaluator
+    def _make_evaluator(self):
+        from nord.neural_nets import LocalEvaluator
+        return LocalEvaluator(self.optimizer, self.optimizer_params, **self.evaluator_options)
 
     def prepare(self) -> None:
         self.evaluator.configs[self.dataset]  # an unknown dataset fails now

@@ -69,7 +69,7 @@ class ProcessPoolExecutor(Executor):
         self.max_retries = int(max_retries)
         self._futures: Dict[cf.Future, Task] = {}
         self._attempts: Dict[int, int] = {}
-        self._failed: List[TaskResult] = []  # results to hand out before waiting again
+        self._ready: List[TaskResult] = []  # results to hand out before waiting again
         self._pool = self._new_pool()
         self.restarts = 0
         self.resubmitted: List[int] = []  # ids evaluated again after a worker died
@@ -82,7 +82,7 @@ class ProcessPoolExecutor(Executor):
 
     @property
     def in_flight(self) -> int:
-        return len(self._futures) + len(self._failed)
+        return len(self._futures) + len(self._ready)
 
     def submit(self, task: Task) -> None:
         self._attempts[task.id] = self._attempts.get(task.id, 0) + 1
@@ -92,9 +92,9 @@ class ProcessPoolExecutor(Executor):
             self._restart([task])
 
     def collect(self) -> List[TaskResult]:
-        if self._failed:
-            failed, self._failed = self._failed, []
-            return failed
+        if self._ready:
+            ready, self._ready = self._ready, []
+            return ready
         if not self._futures:
             return []
         done, _ = cf.wait(list(self._futures), return_when=cf.FIRST_COMPLETED)
@@ -114,7 +114,7 @@ class ProcessPoolExecutor(Executor):
         pending = list(broken)
         for future, task in self._futures.items():
             if future.done() and not future.cancelled() and future.exception() is None:
-                self._failed.append(future.result())  # finished before the break: keep it
+                self._ready.append(future.result())  # finished before the break: keep it
             else:
                 pending.append(task)
         self._futures.clear()
@@ -127,7 +127,7 @@ class ProcessPoolExecutor(Executor):
         for task in pending:
             if self._attempts.get(task.id, 0) > self.max_retries:
                 now = time.time()
-                self._failed.append(TaskResult(
+                self._ready.append(TaskResult(
                     task.id, "failed", FAILED_FITNESS, {},
                     f"WorkerDied: the worker evaluating this candidate died "
                     f"{self._attempts[task.id]} times (killed, or out of memory?)",

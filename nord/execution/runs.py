@@ -17,7 +17,7 @@ from nord.design.spaces import get_space
 from nord.design.strategies import make_strategy
 from nord.errors import NordError
 from nord.execution.executors import make_executor
-from nord.execution.objectives import make_objective
+from nord.execution.objectives import NASBench101Objective, make_objective
 from nord.execution.run_loop import ProgressEvent, RunSummary, SearchRun
 from nord.execution.store import RunStore
 
@@ -113,8 +113,7 @@ class SearchSettings:
         3.6's rules only grow cells, and the subset's cells are mostly maximal,
         so they would almost never reach another held cell)."""
         options = dict(self.space_options)
-        if self.space == "nasbench101" and objective is not None and \
-                hasattr(objective, "acc"):  # a table lookup, not training
+        if self.space == "nasbench101" and isinstance(objective, NASBench101Objective):
             if options.get("held_only") is None:
                 options["held_only"] = len(objective.evaluator) < NASBENCH101_CELLS
             if options["held_only"]:
