@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import List, Optional
 
@@ -55,6 +56,7 @@ def _search(args) -> int:
     import logging
     from dataclasses import fields
 
+    from nord.execution.progress import ProgressBar
     from nord.execution.runs import SearchSettings, run_search
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -86,25 +88,11 @@ def _search(args) -> int:
         "report": tuple(explicit.get("report", ())),
         "space_options": space_options, "objective_options": objective_options})
 
-    callbacks, bar = [], None
-    if not args.quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=explicit.get("budget", settings.budget if settings else None),
-                   unit="eval", dynamic_ncols=True)
-
-        def progress(event) -> None:
-            bar.total = event.budget
-            bar.n = event.done
-            bar.set_postfix(best=f"{event.best_fitness:.4g}", refresh=False)
-            bar.update(0)
-
-        callbacks.append(progress)
-    try:
+    with contextlib.ExitStack() as stack:
+        callbacks = [] if args.quiet else [stack.enter_context(ProgressBar(
+            explicit.get("budget", settings.budget if settings else None)))]
         summary = run_search(settings, args.out, resume=args.resume, callbacks=callbacks,
                              explicit=explicit)
-    finally:
-        if bar is not None:
-            bar.close()
     print(f"{args.out}: {summary.line()}")
     if summary.best is not None:
         metrics = ", ".join(f"{k}={v}" for k, v in summary.best.metrics.items())

@@ -19,6 +19,7 @@ settings are flags: ``--population 100 --sample 25 --budget 500 --epochs 10
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -100,6 +101,7 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Callable[[str], None] = pr
     from nord.analysis.report import write_report
     from nord.design.spaces import get_space
     from nord.design.spaces.remnet import CHOICES
+    from nord.execution.progress import ProgressBar
     from nord.execution.runs import run_search
     from nord.execution.store import RunStore
 
@@ -116,18 +118,9 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Callable[[str], None] = pr
     for name, sample in searches.items():
         folder = out / ("evolution" if sample == config.sample else "random")
         shutil.rmtree(folder, ignore_errors=True)
-        callbacks, bar = [], None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=config.budget, desc=name, unit="eval", dynamic_ncols=True)
-            callbacks.append(lambda event, bar=bar: (
-                bar.set_postfix(best=f"{event.best_fitness:.4f}", refresh=False),
-                bar.update(event.done - bar.n)))
-        try:
+        with contextlib.ExitStack() as stack:
+            callbacks = [stack.enter_context(ProgressBar(config.budget, name))] if progress else []
             summary = run_search(_settings(config, sample), folder, callbacks=callbacks)
-        finally:
-            if bar is not None:
-                bar.close()
         write_report(folder)
         with RunStore(folder / "run.sqlite", create=False) as store:
             records = store.finished()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import List, Optional
 
@@ -37,10 +38,7 @@ class Report:
         return self.records[int(incumbent_indices(self.fitness)[-1])]
 
     def statuses(self) -> dict:
-        counts: dict = {}
-        for r in self.records:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        return counts
+        return dict(Counter(r.status for r in self.records))
 
     def markdown(self) -> str:
         s = self.settings
