@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from tests.design.genome_cases import mutation_history
 import torch
 import torch.nn as nn
 
@@ -19,13 +20,7 @@ from nord.neural_nets.remnet_layers import DeepNEATBlock
 SMALL = dict(filters=(2, 6))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is fastest, and immune to a busy machine's other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def only(operator, **options):
@@ -125,13 +120,7 @@ def test_same_seed_same_genomes_and_json_round_trip():
     space = DeepNEATSpace()
 
     def run(seed):
-        rng = np.random.default_rng(seed)
-        genome = space.sample(rng)
-        history = [genome]
-        for _ in range(50):
-            genome = space.mutate(genome, rng)
-            history.append(genome)
-        return history
+        return mutation_history(space, np.random.default_rng(seed))
 
     history = run(8)
     assert history == run(8) and history != run(9)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from tests.design.genome_cases import mutation_history
 import torch
 import torch.nn as nn
 
@@ -20,13 +21,7 @@ from nord.neural_nets import LocalEvaluator, NeuralDescriptor, NeuralNet
 from nord.neural_nets.remnet_layers import RemNetConv, RemNetDenseHead, remnet_head
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: one thread is fastest, and immune to a busy machine's other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def only(add_node_prob=0.0, connection_prob=0.0, **options):
@@ -128,13 +123,7 @@ def test_same_seed_same_genomes():
     space = RemNetSpace()
 
     def run(seed):
-        rng = np.random.default_rng(seed)
-        genome = space.sample(rng)
-        history = [genome]
-        for _ in range(50):
-            genome = space.mutate(genome, rng)
-            history.append(genome)
-        return history
+        return mutation_history(space, np.random.default_rng(seed))
 
     assert run(11) == run(11)
     assert run(11) != run(12)

@@ -50,7 +50,8 @@ import numpy as np
 import torch.nn as nn
 
 from nord.design.spaces.base import SearchSpace
-from nord.design.spaces.genome import Genome, choose, describe_genome, genome_to_descriptor
+from nord.design.spaces.genome import (Genome, choose, decode_genome, describe_genome,
+                                       genome_to_descriptor)
 from nord.errors import NordError, OutOfSearchSpaceError
 from nord.neural_nets.remnet_layers import DeepNEATBlock
 
@@ -217,12 +218,7 @@ class DeepNEATSpace(SearchSpace):
         return architecture.to_value(Block.to_value)
 
     def decode(self, value: Any) -> Genome:
-        genome = Genome.from_value(value, _decode_block)
-        if (genome.input_node, genome.output_node) != (INPUT_NODE, OUTPUT_NODE):
-            raise OutOfSearchSpaceError(
-                f"a DeepNEAT genome has input {INPUT_NODE} and output {OUTPUT_NODE}, got "
-                f"{genome.input_node} and {genome.output_node}")
-        return genome
+        return decode_genome(value, _decode_block, INPUT_NODE, OUTPUT_NODE, "DeepNEAT")
 
     def describe(self, architecture: Genome) -> str:
         return describe_genome(architecture, Block.label)

@@ -254,6 +254,17 @@ class Genome:
         return genome.check()
 
 
+def decode_genome(value: Any, decode_layer: Callable[[Any], Any], input_node: int,
+                  output_node: int, kind: str) -> Genome:
+    """:meth:`Genome.from_value`, also checking the space's input and output node ids."""
+    genome = Genome.from_value(value, decode_layer)
+    if (genome.input_node, genome.output_node) != (input_node, output_node):
+        raise OutOfSearchSpaceError(
+            f"a {kind} genome has input {input_node} and output {output_node}, got "
+            f"{genome.input_node} and {genome.output_node}")
+    return genome
+
+
 def _adjacency(edges: Iterable[Tuple[int, int]]) -> Dict[int, List[int]]:
     adjacency: Dict[int, List[int]] = {}
     for a, b in edges:

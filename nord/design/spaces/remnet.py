@@ -64,7 +64,7 @@ import torch.nn as nn
 
 from nord.design.spaces.base import SearchSpace
 from nord.design.spaces.genome import (Genome, LayerGene, ConnectionGene, choose,
-                                       describe_genome, genome_to_descriptor)
+                                       decode_genome, describe_genome, genome_to_descriptor)
 from nord.errors import NordError, OutOfSearchSpaceError
 from nord.neural_nets.remnet_layers import RemNetConv, RemNetDenseHead
 
@@ -176,12 +176,7 @@ class RemNetSpace(SearchSpace):
         return architecture.to_value()
 
     def decode(self, value: Any) -> Genome:
-        genome = Genome.from_value(value, _checked_choice)
-        if (genome.input_node, genome.output_node) != (INPUT_NODE, OUTPUT_NODE):
-            raise OutOfSearchSpaceError(
-                f"a REMNet genome has input {INPUT_NODE} and output {OUTPUT_NODE}, got "
-                f"{genome.input_node} and {genome.output_node}")
-        return genome
+        return decode_genome(value, _checked_choice, INPUT_NODE, OUTPUT_NODE, "REMNet")
 
     def describe(self, architecture: Genome) -> str:
         return describe_genome(architecture, str)
