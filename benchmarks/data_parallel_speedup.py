@@ -23,21 +23,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn as nn
 
-from nord.neural_nets import NeuralDescriptor
 from nord.neural_nets.distributed import MODES, DistributedEvaluator, destroy_process_group
-
-
-def small_cnn() -> NeuralDescriptor:
-    d = NeuralDescriptor()
-    d.add_layer(nn.Conv2d, {"out_channels": 16, "kernel_size": 3, "padding": 1})
-    d.add_layer_sequential(nn.ReLU, {})
-    d.add_layer_sequential(nn.MaxPool2d, {"kernel_size": 2})
-    d.add_layer_sequential(nn.Conv2d, {"out_channels": 32, "kernel_size": 3, "padding": 1})
-    d.add_layer_sequential(nn.ReLU, {})
-    d.add_layer_sequential(nn.MaxPool2d, {"kernel_size": 2})
-    return d
+from training_throughput import small_cnn  # the same network as the throughput benchmark
 
 
 def rank_main(rank: int, world_size: int, port: int, args, out: str) -> None:
