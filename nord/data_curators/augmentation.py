@@ -2,8 +2,10 @@
 
 Every function works on a whole batch at once (masks and broadcasting, no loop
 over samples) and draws every random number from the ``torch.Generator`` it is
-given (which must live on the images' device), so the same generator state
-gives the same output. Inputs are never modified in place.
+given, so the same generator state gives the same output. The numbers are
+drawn on the generator's device and moved to the images' device, so a CPU
+generator serves images on a GPU too, and gives the same augmentation there as
+on the CPU. Inputs are never modified in place.
 
 Example::
 
@@ -45,7 +47,8 @@ def _check_range(bounds: Tuple[float, float], name: str, low: float,
 
 
 def _uniform(shape, generator: torch.Generator, device) -> torch.Tensor:
-    return torch.rand(shape, generator=generator, device=device)
+    """Uniform draws from ``generator`` (on its own device), placed on ``device``."""
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
 
 
 def random_horizontal_flip(images: torch.Tensor, generator: torch.Generator,
@@ -87,9 +90,9 @@ def _fill(images: torch.Tensor, value: ErasingValue, generator) -> torch.Tensor:
         if value != "random":
             raise ValueError(f"value must be a number, one per channel, or 'random', "
                              f"got {value!r}")
-        return torch.randn(images.shape, generator=generator, device=images.device,
-                           dtype=images.dtype if images.is_floating_point() else torch.float32
-                           ).to(images.dtype)
+        noise = torch.randn(images.shape, generator=generator, device=generator.device,
+                            dtype=images.dtype if images.is_floating_point() else torch.float32)
+        return noise.to(device=images.device, dtype=images.dtype)
     fill = torch.as_tensor(value, dtype=images.dtype, device=images.device)
     if fill.dim() == 1 and fill.numel() == images.shape[1]:
         return fill.view(1, -1, 1, 1)

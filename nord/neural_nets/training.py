@@ -66,6 +66,45 @@ def steps_per_epoch(data: Batches, batch_size: int) -> int:
     return len(data)  # a DataLoader knows its length
 
 
+_LOSS_READ_GROUP = 50
+
+
+class _EpochLosses:
+    """The batch losses of one epoch, summed in order as Python floats.
+
+    Losses wait on their device until :meth:`add` is told to read them; reading
+    raises :class:`NonFiniteLossError` naming the first bad batch.
+    """
+
+    def __init__(self, epoch: int):
+        self.epoch, self.total, self.batches = epoch, 0.0, 0
+        self.pending: List[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor, read: bool) -> None:
+        self.pending.append(loss)
+        if read:
+            self._read()
+
+    def _read(self) -> None:
+        if not self.pending:
+            return
+        if len(self.pending) == 1:
+            values = [self.pending[0].item()]
+        else:
+            values = torch.stack(self.pending).double().cpu().tolist()
+        self.pending.clear()
+        for value in values:
+            self.batches += 1
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"training loss became {value} at epoch "
+                                         f"{self.epoch + 1}, batch {self.batches}")
+            self.total += value
+
+    def mean(self) -> float:
+        self._read()
+        return self.total / max(1, self.batches)
+
+
 def train(net: nn.Module, data: Batches, criterion: nn.Module,
           optimizer: torch.optim.Optimizer, settings: TrainingSettings,
           generator: torch.Generator, device: torch.device, *,
@@ -77,10 +116,14 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
     """
     scheduler = make_scheduler(optimizer, settings.lr_schedule,
                                settings.epochs * steps_per_epoch(data, settings.batch_size))
+    # Reading a loss back stalls an accelerator until its queue drains, so off
+    # the CPU the losses are read in groups (the check for NaN lags by at most
+    # a group); on the CPU each is read at once, before its backward pass.
+    group = 1 if torch.device(device).type == "cpu" else _LOSS_READ_GROUP
     history = []
     for epoch in range(settings.epochs):
         net.train()
-        total, batches = 0.0, 0
+        losses = _EpochLosses(epoch)
         source = (_tensor_batches(data, settings.batch_size, generator)
                   if isinstance(data, TensorData) else data)
         for x, y in source:
@@ -90,17 +133,12 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
             optimizer.zero_grad(set_to_none=True)
             outputs = net(x)
             loss = criterion(outputs, _prepare_targets(outputs, y, regression))
-            value = loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"training loss became {value} at epoch {epoch + 1}, "
-                                         f"batch {batches + 1}")
+            losses.add(loss.detach(), read=len(losses.pending) + 1 >= group)
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            total += value
-            batches += 1
-        history.append(total / max(1, batches))
+        history.append(losses.mean())
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
     return history

@@ -161,3 +161,32 @@ def test_a_fashion_mnist_sized_batch_is_fast():
         FASHION_MNIST_AUGMENTATION(images, _generator(seed))
         best = min(best, time.perf_counter() - start)
     assert best < 0.05
+
+
+def test_numbers_are_drawn_on_the_generators_device_and_moved_to_the_images(monkeypatch):
+    # A CUDA batch with a CPU generator must work (torch refuses to draw CUDA
+    # numbers from a CPU generator), so every draw happens where the generator is.
+    seen = []
+    for name in ("rand", "randn"):
+        original = getattr(torch, name)
+
+        def recording(*args, _original=original, **kwargs):
+            seen.append(torch.device(kwargs.get("device") or "cpu"))
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(torch, name, recording)
+    images = torch.zeros(4, 1, 6, 6, device="meta")
+    out = random_erasing(random_horizontal_flip(images, _generator(), 1.0), _generator(),
+                         1.0, value="random")
+    assert out.device.type == "meta" and out.shape == images.shape
+    assert seen and all(device == torch.device("cpu") for device in seen)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_batch_with_a_cpu_generator_matches_the_cpu_result():
+    images = torch.rand(256, 1, 28, 28, generator=_generator(15))
+    on_cpu = FASHION_MNIST_AUGMENTATION(images, _generator(3))
+    on_gpu = FASHION_MNIST_AUGMENTATION(images.cuda(), _generator(3))
+    assert on_gpu.is_cuda and torch.equal(on_gpu.cpu(), on_cpu)
+    noisy = random_erasing(images.cuda(), _generator(4), 1.0, value="random")
+    assert torch.equal(noisy.cpu(), random_erasing(images, _generator(4), 1.0, value="random"))

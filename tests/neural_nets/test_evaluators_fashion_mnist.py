@@ -1,23 +1,13 @@
 """LocalEvaluator on the real Fashion-MNIST (Debian's dataset-fashion-mnist)."""
 
 import pytest
+import torch
 import torch.nn as nn
 
-from nord.data_curators import find_fashion_mnist
-from nord.errors import DataNotFoundError
 from nord.neural_nets import LocalEvaluator, NeuralDescriptor
+from tests.fashion_mnist_data import needs_fashion_mnist
 
-
-def available():
-    try:
-        find_fashion_mnist()
-        return True
-    except DataNotFoundError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not available(), reason="Fashion-MNIST not installed "
-                                "(apt-get install dataset-fashion-mnist)")
+pytestmark = needs_fashion_mnist
 
 
 def cnn():
@@ -50,3 +40,17 @@ def test_augmented_training_and_test_split():
     assert result.split == "test" and result.metrics["accuracy"] > 0.6
     splits = evaluator.load_data("fashion-mnist", 0.05)
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (2700, 6000, 10000)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_matches_cpu_training_closely():
+    # Same seed, same batches and augmentation on both devices (the generator
+    # stays on the CPU); only floating-point order differs.
+    results = {device: LocalEvaluator("adam", {}, seed=5, device=device, augment=True)
+               .descriptor_evaluate(cnn(), epochs=2, data_percentage=0.1)
+               for device in ("cpu", "cuda")}
+    cpu, gpu = results["cpu"], results["cuda"]
+    assert not gpu.failed and len(gpu.train_losses) == 2
+    assert gpu.train_losses == pytest.approx(cpu.train_losses, rel=0.02)
+    assert gpu.metrics["accuracy"] == pytest.approx(cpu.metrics["accuracy"], abs=0.02)
