@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+import torch
+
 from nord.errors import NordError
 from nord.execution.store import RunStore
 
@@ -116,7 +118,9 @@ def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult
                                augment=settings.augment,
                                data_options={"validation_fraction": 0.0})
     config = evaluator.configs[settings.dataset]
-    net = evaluator.build_network(descriptor, config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)  # the initial weights follow the seed too
+        net = evaluator.build_network(descriptor, config)
     result = evaluator.net_evaluate(net, settings.epochs, settings.dataset,
                                     settings.data_percentage)
     if result.failed:

@@ -77,8 +77,10 @@ def export_network(net: NeuralNet, descriptor, folder, example: Optional[torch.T
         with torch.no_grad():
             expected = net(example)
         (folder / DESCRIPTOR).write_text(descriptor.to_json(indent=1))
-        torch.save({"format": EXPORT_FORMAT, "nord": nord.__version__, "torch": torch.__version__,
-                    "build": settings, "state_dict": net.state_dict()}, folder / WEIGHTS)
+        # Plain values only, so that torch.load's safe default (weights_only) reads it.
+        torch.save({"format": EXPORT_FORMAT, "nord": nord.__version__,
+                    "torch": str(torch.__version__), "build": settings,
+                    "state_dict": net.state_dict()}, folder / WEIGHTS)
         with _torchscript_quietly():
             traced = torch.jit.trace(net, example)
             traced.save(str(folder / TORCHSCRIPT))
@@ -164,7 +166,7 @@ def load_network(folder) -> Tuple[NeuralNet, object]:
             raise ExportError(f"{folder / name} is missing; {folder} is not a complete export "
                               f"(write one with nord export or export_network)")
     try:
-        saved = torch.load(folder / WEIGHTS, weights_only=False, map_location="cpu")
+        saved = torch.load(folder / WEIGHTS, weights_only=True, map_location="cpu")
     except Exception as error:
         raise ExportError(f"{folder / WEIGHTS} could not be read ({type(error).__name__}: "
                           f"{error}); export the network again") from error

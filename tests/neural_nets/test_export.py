@@ -61,6 +61,10 @@ def test_every_export_reproduces_the_network(tmp_path):
     generated = namespace["ExportedNet"].load(str(files.plain_weights))
     with torch.no_grad():
         assert torch.allclose(generated(x), expected, atol=1e-5)
+    # Both weight files open with torch.load's safe default (no pickled code).
+    saved = torch.load(files.weights)
+    assert saved["torch"] == str(torch.__version__) and type(saved["torch"]) is str
+    assert torch.load(files.plain_weights).keys() == generated.state_dict().keys()
 
 
 def test_source_without_head(tmp_path):
