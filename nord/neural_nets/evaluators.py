@@ -173,7 +173,7 @@ class LocalEvaluator:
         key = (dataset, percentage)
         if key not in self._data:
             config = self.configs[dataset]
-            logger.info("loading %s (%.0f%% of the training set)", dataset, 100 * percentage)
+            logger.info("loading %s (%.3g%% of the training set)", dataset, 100 * percentage)
             self._data[key] = config.data_load(percentage, **self.data_options)
         return self._data[key]
 
@@ -197,8 +197,8 @@ class LocalEvaluator:
         def on_epoch(epoch: int, loss: float) -> None:
             history.append(loss)
             if self.verbose:
-                logger.info("%s epoch %d/%d: training loss %.4f", config.name, epoch + 1,
-                            settings.epochs, loss)
+                logger.info("%s epoch %d/%d: training loss %.4f (%.1f s)", config.name,
+                            epoch + 1, settings.epochs, loss, time.perf_counter() - start)
 
         try:
             train_start = time.perf_counter()
