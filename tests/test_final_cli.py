@@ -113,3 +113,17 @@ def test_remnet_final_training_example_compares_with_table_6_2(tmp_path, capsys)
     assert "| REMNet-8 | 3,268 | 1 |" in markdown and "50.00%" in markdown
     net, _ = load_network(tmp_path / "remnet-8" / "model")
     assert sum(p.numel() for p in net.parameters()) == 3_268
+
+
+@needs_fashion_mnist
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_process_pool_search_trains_on_the_gpus(tmp_path):
+    from nord.execution.store import RunStore
+    out = tmp_path / "search"
+    assert main(["search", "--space", "remnet", "--budget", "4", "--population", "2",
+                 "--workers", "2", "--channels", "8", "--epochs", "1", "--percentage", "0.02",
+                 "--quiet", "--out", str(out)]) == 0
+    with RunStore(out / "run.sqlite", create=False) as store:
+        records = [r for r in store.records() if r.status == "ok"]
+    assert records and all(":cuda:" in r.worker for r in records)

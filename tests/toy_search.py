@@ -66,3 +66,13 @@ class ToyObjective(Objective):
 
     def key(self, descriptor):
         return str(value_of(descriptor))
+
+
+class WorkerNumberObjective(ToyObjective):
+    """ToyObjective that also reports which pool worker evaluated each candidate."""
+
+    def evaluate(self, descriptor):
+        from nord.execution import process_pool
+        outcome = super().evaluate(descriptor)
+        return Outcome(outcome.fitness, {**outcome.metrics, "worker": process_pool._worker_index},
+                       outcome.cost)

@@ -4,7 +4,10 @@ Built on :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn``
 start method (safe with torch's thread pools). Each worker loads the
 objective once and limits torch to its share of the cores, so ``W`` workers
 on ``C`` cores use ``C // W`` threads each instead of fighting over all of
-them.
+them. On a machine with GPUs the workers take the visible GPUs in turn
+(worker ``i`` uses GPU ``i mod G``; ``CUDA_VISIBLE_DEVICES`` chooses which
+GPUs are visible), so ``W = G`` workers evaluate one candidate per GPU as the
+thesis's chapter 6 did on four GPUs.
 
 A worker that dies (killed, out of memory) breaks the pool; the executor
 then starts a new pool and submits again every task whose result had not
@@ -24,13 +27,15 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Dict, List, Optional
 
 from nord.execution.executors import Executor
-from nord.execution.tasks import FAILED_FITNESS, Task, TaskResult, run_task, worker_name
+from nord.execution.tasks import (FAILED_FITNESS, Task, TaskResult, run_task,
+                                  set_worker_device, worker_name)
 
-__all__ = ["ProcessPoolExecutor", "threads_per_worker"]
+__all__ = ["ProcessPoolExecutor", "threads_per_worker", "worker_gpu"]
 
 log = logging.getLogger(__name__)
 
 _objective = None  # the objective, one copy per worker process
+_worker_index: Optional[int] = None  # this worker's number in its pool, 0 .. W-1
 
 
 def threads_per_worker(workers: int, cores: Optional[int] = None) -> int:
@@ -41,10 +46,21 @@ def threads_per_worker(workers: int, cores: Optional[int] = None) -> int:
     return max(1, int(cores) // max(1, int(workers)))
 
 
-def _start_worker(objective, threads: int) -> None:
-    global _objective
+def worker_gpu(index: int, gpu_count: int) -> Optional[int]:
+    """The GPU pool worker ``index`` uses when ``gpu_count`` are visible (``None``: none)."""
+    return int(index) % int(gpu_count) if gpu_count > 0 else None
+
+
+def _start_worker(objective, threads: int, counter) -> None:
+    global _objective, _worker_index
     import torch
     torch.set_num_threads(threads)
+    with counter.get_lock():
+        _worker_index, counter.value = counter.value, counter.value + 1
+    gpu = worker_gpu(_worker_index, torch.cuda.device_count())
+    if gpu is not None:
+        torch.cuda.set_device(gpu)  # 'cuda' now means this GPU in this worker
+        set_worker_device(f"cuda:{gpu}")
     _objective = objective
     prepare = getattr(objective, "prepare", None)
     if prepare is not None:
@@ -75,10 +91,11 @@ class ProcessPoolExecutor(Executor):
         self.resubmitted: List[int] = []  # ids evaluated again after a worker died
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.capacity,
-                                      mp_context=multiprocessing.get_context("spawn"),
+        context = multiprocessing.get_context("spawn")
+        counter = context.Value("i", 0)  # hands each new worker its number
+        return cf.ProcessPoolExecutor(max_workers=self.capacity, mp_context=context,
                                       initializer=_start_worker,
-                                      initargs=(self.objective, self.threads))
+                                      initargs=(self.objective, self.threads, counter))
 
     @property
     def in_flight(self) -> int:

@@ -20,7 +20,8 @@ from typing import Any, Dict, Optional
 from nord.errors import (DataNotFoundError, DescriptorError, MissingDependencyError,
                          NotInTableError, OutOfSearchSpaceError, UnknownDatasetError)
 
-__all__ = ["Task", "TaskResult", "run_task", "SETUP_ERRORS", "FAILED_FITNESS"]
+__all__ = ["Task", "TaskResult", "run_task", "SETUP_ERRORS", "FAILED_FITNESS", "worker_name",
+           "set_worker_device"]
 
 #: fitness given to an evaluation that failed, as the thesis does
 FAILED_FITNESS = 0.0
@@ -48,8 +49,19 @@ class TaskResult:
     worker: str = ""
 
 
+_worker_device = ""  # the accelerator this process was given, if any ("cuda:1")
+
+
+def set_worker_device(device: str) -> None:
+    """Name the accelerator this worker process evaluates on (shown in worker names)."""
+    global _worker_device
+    _worker_device = str(device)
+
+
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid``, and ``:device`` where the worker was given an accelerator."""
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    return f"{name}:{_worker_device}" if _worker_device else name
 
 
 def run_task(objective, task: Task) -> TaskResult:

@@ -11,10 +11,11 @@ import pytest
 from nord.design.strategies.evolution import RegularizedEvolution
 from nord.errors import MissingDependencyError, NordError
 from nord.execution.executors import SerialExecutor, make_executor
-from nord.execution.process_pool import ProcessPoolExecutor, threads_per_worker
+from nord.execution.process_pool import ProcessPoolExecutor, threads_per_worker, worker_gpu
 from nord.execution.run_loop import SearchRun
 from nord.execution.store import RunStore
-from tests.toy_search import ToyObjective, ToySpace
+from nord.execution.tasks import set_worker_device, worker_name
+from tests.toy_search import ToyObjective, ToySpace, WorkerNumberObjective
 
 
 def run(tmp_path, name, executor, budget=30, seed=0, synchronous=False, workers=1):
@@ -44,6 +45,28 @@ def test_threads_are_shared_between_workers():
     assert threads_per_worker(2, cores=2) == 1
     assert threads_per_worker(4, cores=16) == 4
     assert threads_per_worker(8, cores=2) == 1
+
+
+def test_workers_take_the_visible_gpus_in_turn():
+    assert [worker_gpu(i, 4) for i in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert [worker_gpu(i, 1) for i in range(3)] == [0, 0, 0]
+    assert worker_gpu(0, 0) is None and worker_gpu(5, 0) is None
+
+
+def test_each_worker_of_a_pool_gets_its_own_number(tmp_path):
+    executor = ProcessPoolExecutor(WorkerNumberObjective(delay=0.05), workers=2)
+    _, store = run(tmp_path, "pool", executor, budget=16, workers=2)
+    numbers = {r.metrics["worker"]: r.worker for r in store.finished() if r.status == "ok"}
+    assert sorted(numbers) == [0, 1]  # one number per worker process, from 0
+    assert len(set(numbers.values())) == 2
+
+
+def test_a_worker_given_a_gpu_names_it(monkeypatch):
+    from nord.execution import tasks
+    monkeypatch.setattr(tasks, "_worker_device", "")
+    plain = worker_name()
+    set_worker_device("cuda:1")
+    assert worker_name() == plain + ":cuda:1"
 
 
 def test_one_worker_reproduces_the_serial_run(tmp_path):
