@@ -197,11 +197,14 @@ class LocalEvaluator:
         def on_epoch(epoch: int, loss: float) -> None:
             history.append(loss)
             if self.verbose:
-                logger.info("%s epoch %d/%d: training loss %.4f (%.1f s)", config.name,
-                            epoch + 1, settings.epochs, loss, time.perf_counter() - start)
+                elapsed = time.perf_counter() - train_start
+                left = elapsed / (epoch + 1) * (settings.epochs - epoch - 1)
+                logger.info("%s epoch %d/%d: training loss %.4f (%s%s)", config.name,
+                            epoch + 1, settings.epochs, loss, _duration(elapsed),
+                            f", about {_duration(left)} to go" if left else "")
 
+        train_start = time.perf_counter()
         try:
-            train_start = time.perf_counter()
             train(net, train_data, criterion, optimizer, settings, generator, self.device,
                   regression=regression, augmentation=augmentation, on_epoch=on_epoch)
             train_seconds = time.perf_counter() - train_start
@@ -240,6 +243,14 @@ class LocalEvaluator:
         raise EvaluationError(
             f"data_load of dataset {config.name!r} returned {type(data).__name__}; it must "
             f"return nord.data_curators.DatasetSplits or (train_loader, test_loader[, classes])")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _show_progress_logs() -> None:

@@ -188,3 +188,15 @@ def test_bad_optimizer_names_suggest():
 def test_bad_percentage(configs):
     with pytest.raises(ValueError, match=r"share of the training set in \(0, 1\]"):
         LocalEvaluator("adam", {}, configs=configs).descriptor_evaluate(small_cnn(), 1, "stripes", 10)
+
+
+def test_verbose_training_logs_each_epoch_with_the_time_left(configs, caplog):
+    import logging
+    from nord.neural_nets.evaluators import _duration
+    with caplog.at_level(logging.INFO, logger="nord.neural_nets.evaluators"):
+        LocalEvaluator("adam", {}, verbose=True, configs=configs).descriptor_evaluate(
+            small_cnn(), epochs=3, dataset="stripes")
+    epochs = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    assert [m.split(":")[0] for m in epochs] == [f"stripes epoch {i}/3" for i in (1, 2, 3)]
+    assert "to go)" in epochs[0] and "to go)" in epochs[1] and "to go" not in epochs[2]
+    assert [_duration(s) for s in (12.34, 600, 7200)] == ["12.3 s", "10.0 min", "2.0 h"]
