@@ -20,7 +20,8 @@ def _demo(args) -> int:
     logging.getLogger("nord.execution.run_loop").setLevel(logging.ERROR)
     run_demo(DemoConfig(budget=args.budget, population=args.population, sample=args.sample,
                         channels=args.channels, percentage=args.percentage,
-                        epochs=args.epochs, workers=args.workers, seed=args.seed,
+                        epochs=args.epochs, workers=args.workers, threads=args.threads,
+                        seed=args.seed,
                         fitness_split=args.fitness_split, baseline=not args.no_baseline,
                         out=args.out, data_root=args.data_root),
              progress=not args.quiet)
@@ -49,7 +50,7 @@ def _describe(args) -> int:
 #: ``nord search`` options that are settings of the run (None: not typed)
 _SEARCH_SETTINGS = ("space", "strategy", "budget", "population", "sample", "seed", "fitness",
                     "report", "cache", "table", "executor", "workers", "ray_address", "gpus",
-                    "synchronous")
+                    "synchronous", "cycle_size", "threads")
 
 
 def _search(args) -> int:
@@ -159,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="share of the training set (default 0.1)")
     demo.add_argument("--epochs", type=int, default=1, help="epochs per candidate (thesis 10)")
     demo.add_argument("--workers", type=int, default=2, help="candidates trained at once")
+    demo.add_argument("--threads", type=int, default=1,
+                      help="torch threads per candidate (default 1: the same search with any "
+                      "--workers)")
     demo.add_argument("--fitness-split", choices=["validation", "test"], default="validation")
     demo.add_argument("--no-baseline", action="store_true", help="skip the random search")
     demo.add_argument("--seed", type=int, default=0)
@@ -234,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--synchronous", action="store_true", default=None,
                         help="evolution with several workers: cycles of W children bred from "
                         "the same population (default: asynchronous, a child per result)")
+    search.add_argument("--cycle-size", type=int,
+                        help="--synchronous: children per cycle (default: --workers); fix it "
+                        "to get the same search with any number of workers")
+    search.add_argument("--threads", type=int,
+                        help="torch threads per evaluation (default: the cores shared between "
+                        "workers); CPU training repeats exactly only at the same thread count")
     search.add_argument("--out", required=True, help="run folder (holds run.sqlite)")
     search.add_argument("--resume", action="store_true", help="continue the run in --out")
     search.add_argument("--quiet", action="store_true", help="no progress bar or warnings")

@@ -8,8 +8,9 @@ same budget of random search (evolution with sample size 1, the thesis's
 baseline) follows. The demo ends with the best architecture, its accuracy,
 a report per search, and the plots of Figures 6.4 (best so far and empirical
 CDFs, evolution against random) and 6.5 (all evaluated architectures
-overlaid). Evolution runs in synchronous cycles of ``cycle_size`` children,
-so the same seed gives the same search with any number of workers.
+overlaid). Evolution runs in synchronous cycles of ``cycle_size`` children
+and each candidate trains on ``threads`` torch threads, so the same seed
+gives the same search with any number of workers.
 
 Defaults: C=16, P=10, S=3, 30 evaluations per search, 1 epoch on 10 % of
 the training images, 2 workers: a few minutes on a 2-core CPU. The thesis's
@@ -41,6 +42,7 @@ class DemoConfig:
     percentage: float = 0.1
     epochs: int = 1
     workers: int = 2
+    threads: int = 1
     cycle_size: int = 2
     seed: int = 0
     fitness_split: str = "validation"
@@ -73,7 +75,7 @@ def _settings(config: DemoConfig, sample: int):
         space="remnet", strategy="evolution", budget=config.budget,
         population=config.population, sample=sample, seed=config.seed,
         executor="process" if config.workers > 1 else "serial", workers=config.workers,
-        synchronous=True, cycle_size=config.cycle_size,
+        synchronous=True, cycle_size=config.cycle_size, threads=config.threads,
         space_options={"channels": config.channels}, objective="training",
         objective_options={"dataset": "fashion-mnist", "epochs": config.epochs,
                            "data_percentage": config.percentage, "seed": config.seed,

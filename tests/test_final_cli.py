@@ -127,3 +127,16 @@ def test_a_process_pool_search_trains_on_the_gpus(tmp_path):
     with RunStore(out / "run.sqlite", create=False) as store:
         records = [r for r in store.records() if r.status == "ok"]
     assert records and all(":cuda:" in r.worker for r in records)
+
+
+@needs_fashion_mnist
+def test_train_final_trains_exactly_as_an_evaluation_with_the_same_seed(tmp_path):
+    from nord.design.spaces.remnet import remnet_architecture
+    from nord.execution.final_training import FinalTrainingSettings, train_final
+    from nord.neural_nets import LocalEvaluator
+    settings = FinalTrainingSettings(epochs=1, data_percentage=0.01, seed=5, device="cpu")
+    final = train_final(remnet_architecture(4), settings, tmp_path)
+    direct = LocalEvaluator("adamax", {}, batch_size=128, seed=5, device="cpu", split="test",
+                            augment=True, data_options={"validation_fraction": 0.0}
+                            ).descriptor_evaluate(remnet_architecture(4), 1, "fashion-mnist", 0.01)
+    assert final.train_losses == direct.train_losses and final.test_loss == direct.loss

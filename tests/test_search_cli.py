@@ -88,6 +88,30 @@ def test_bad_settings_fail_before_a_store_is_written(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
+def test_a_synchronous_run_keeps_its_cycle_when_resumed_with_other_workers(tmp_path, capsys):
+    common = ["--budget", "40", "--synchronous", "--seed", "0"]
+    code, straight = search(tmp_path, "straight", *common, "--workers", "2")
+    with RunStore(straight / "run.sqlite", create=False) as store:
+        settings = store.meta()["settings"]
+    assert settings["cycle_size"] == 2 and settings["synchronous"]
+    code, out = search(tmp_path, "resumed", *common[:1], "20", *common[2:], "--workers", "2")
+    assert main(["search", "--out", str(out), "--resume", "--budget", "40", "--workers", "3",
+                 "--quiet"]) == 0
+    assert sorted(rows(out)) == sorted(rows(straight))
+    # a cycle size of its own gives the same search with any number of workers
+    one = search(tmp_path, "one", *common, "--workers", "1", "--cycle-size", "3")[1]
+    three = search(tmp_path, "three", *common, "--workers", "3", "--cycle-size", "3")[1]
+    assert sorted(rows(one)) == sorted(rows(three))
+    assert search(tmp_path, "bad", "--cycle-size", "3")[0] == 2
+    assert "applies only to synchronous evolution" in capsys.readouterr().err
+
+
+def test_threads_per_evaluation_is_a_stored_setting(tmp_path):
+    code, out = search(tmp_path, "t", "--threads", "1")
+    with RunStore(out / "run.sqlite", create=False) as store:
+        assert store.meta()["settings"]["threads"] == 1
+
+
 @pytest.mark.parametrize("strategy", ["evolution", "random", "rl"])
 def test_nasbench101_strategies_stay_inside_the_subset(tmp_path, strategy):
     out = tmp_path / strategy

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections import deque
-from typing import Deque, List
+from typing import Deque, List, Optional
 
 from nord.execution.tasks import Task, TaskResult, run_task
 
@@ -53,8 +53,12 @@ class SerialExecutor(Executor):
 
     capacity = 1
 
-    def __init__(self, objective) -> None:
+    def __init__(self, objective, threads: Optional[int] = None) -> None:
         super().__init__(objective)
+        if threads is not None and int(threads) < 1:
+            from nord.errors import NordError
+            raise NordError(f"threads must be at least 1, got {threads}")
+        self.threads = None if threads is None else int(threads)
         self._queue: Deque[Task] = deque()
 
     def submit(self, task: Task) -> None:
@@ -63,7 +67,16 @@ class SerialExecutor(Executor):
     def collect(self) -> List[TaskResult]:
         if not self._queue:
             return []
-        return [run_task(self.objective, self._queue.popleft())]
+        task = self._queue.popleft()
+        if self.threads is None:
+            return [run_task(self.objective, task)]
+        import torch
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)  # only while evaluating
+        try:
+            return [run_task(self.objective, task)]
+        finally:
+            torch.set_num_threads(before)
 
     @property
     def in_flight(self) -> int:
@@ -77,11 +90,14 @@ def make_executor(kind: str, objective, workers: int = 1, **options) -> Executor
         if workers != 1:
             raise NordError(f"the serial executor runs one evaluation at a time; for "
                             f"--workers {workers} choose --executor process or ray")
-        return SerialExecutor(objective)
+        return SerialExecutor(objective, **options)
     if kind == "process":
         from nord.execution.process_pool import ProcessPoolExecutor
         return ProcessPoolExecutor(objective, workers=workers, **options)
     if kind == "ray":
         from nord.execution.ray_executor import RayExecutor
+        if options.get("threads") is not None:  # a Ray task's torch uses its CPUs
+            options["cpus"] = float(options.pop("threads"))
+        options.pop("threads", None)
         return RayExecutor(objective, workers=workers, **options)
     raise NordError(f"unknown executor {kind!r}; available: serial, process, ray")

@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-import torch
-
 from nord.errors import NordError
 from nord.execution.store import RunStore
 
@@ -117,12 +115,9 @@ def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult
                                seed=settings.seed, device=settings.device, split="test",
                                augment=settings.augment,
                                data_options={"validation_fraction": 0.0})
-    config = evaluator.configs[settings.dataset]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)  # the initial weights follow the seed too
-        net = evaluator.build_network(descriptor, config)
-    result = evaluator.net_evaluate(net, settings.epochs, settings.dataset,
-                                    settings.data_percentage)
+    # seeded as a search's evaluation: same seed, same numbers as descriptor_evaluate
+    net, result = evaluator.train_network(descriptor, settings.epochs, settings.dataset,
+                                          settings.data_percentage)
     if result.failed:
         raise NordError(f"final training failed: {result.error}")
     files = export_network(net.cpu(), descriptor, out / "model")

@@ -4,7 +4,7 @@
 unless ``address`` names an existing cluster (``ray start --head`` on one
 machine, ``ray start --address <head>:6379`` on the others, then
 ``--ray-address auto`` or ``<head>:6379``). Each evaluation is a Ray task
-asking for ``cpus`` CPUs and ``gpus`` GPUs; Ray retries a task whose worker
+asking for ``cpus`` CPUs (its torch threads) and ``gpus`` GPUs; Ray retries a task whose worker
 died up to ``max_retries`` times. The objective is shipped once to the object
 store and each task loads its tables lazily.
 """
@@ -35,7 +35,9 @@ def import_ray():
     return ray
 
 
-def _evaluate(objective, task: Task) -> TaskResult:
+def _evaluate(objective, task: Task, threads: int) -> TaskResult:
+    import torch
+    torch.set_num_threads(threads)  # the task's CPUs, whatever the worker started with
     return run_task(objective, task)
 
 
@@ -64,6 +66,7 @@ class RayExecutor(Executor):
         self._remote = ray.remote(_evaluate).options(num_cpus=cpus, num_gpus=gpus,
                                                       max_retries=max_retries)
         self._objective_ref = ray.put(objective)
+        self.threads = max(1, int(cpus))
         self._refs: Dict[object, Task] = {}
 
     @property
@@ -71,7 +74,7 @@ class RayExecutor(Executor):
         return len(self._refs)
 
     def submit(self, task: Task) -> None:
-        self._refs[self._remote.remote(self._objective_ref, task)] = task
+        self._refs[self._remote.remote(self._objective_ref, task, self.threads)] = task
 
     def collect(self) -> List[TaskResult]:
         if not self._refs:

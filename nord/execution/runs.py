@@ -62,6 +62,7 @@ class SearchSettings:
     gpus: float = 0.0
     synchronous: bool = False
     cycle_size: Optional[int] = None
+    threads: Optional[int] = None
     space_options: Dict[str, Any] = field(default_factory=dict)
     strategy_options: Dict[str, Any] = field(default_factory=dict)
     objective: Optional[str] = None
@@ -78,10 +79,23 @@ class SearchSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     # ---------------------------------------------------------------- parts
+    def resolved(self) -> "SearchSettings":
+        """These settings with the defaults that depend on others written out, as a
+        run stores them: a synchronous cycle is ``workers`` children unless
+        ``cycle_size`` says otherwise, and a resumed run keeps that cycle even
+        if it is resumed with another number of workers."""
+        if self.synchronous and self.cycle_size is None:
+            return dataclasses.replace(self, cycle_size=self.workers)
+        return self
+
     def executor_options(self) -> dict:
+        """``threads``: torch threads per evaluation. CPU training gives the same
+        numbers for the same seed only at the same thread count, so fix it to
+        compare runs with different ``workers`` (default: the cores shared out)."""
+        options = {"threads": self.threads} if self.threads is not None else {}
         if self.executor == "ray":
-            return {"address": self.ray_address, "gpus": self.gpus}
-        return {}
+            options.update(address=self.ray_address, gpus=self.gpus)
+        return options
 
     def build_objective(self):
         """The space's benchmark table, or ``objective='training'``: train each
@@ -89,7 +103,9 @@ class SearchSettings:
         epochs, data_percentage, optimizer, batch_size, seed, ...)."""
         if self.objective == "training" or (self.objective is None
                                             and self.space not in TABLE_SPACES):
-            return make_objective("training", **self.objective_options)
+            # the search's seed also seeds training, unless the options name one
+            options = {"seed": self.seed, **self.objective_options}
+            return make_objective("training", **options)
         if self.objective not in (None, "table"):
             raise SettingsError(f"unknown objective {self.objective!r}; use 'table' (the "
                                 f"benchmark's table) or 'training'")
@@ -122,18 +138,22 @@ class SearchSettings:
         return get_space(self.space, **options)
 
     def build_strategy(self, space):
+        if self.cycle_size is not None and not self.synchronous:
+            raise SettingsError(f"cycle_size {self.cycle_size} applies only to synchronous "
+                                f"evolution; add --synchronous or leave --cycle-size out")
         options = dict(self.strategy_options)
         if self.strategy == "evolution":
             options.setdefault("population_size", self.population)
             options.setdefault("sample_size", self.sample)
             if self.synchronous:
                 options.setdefault("synchronous", True)
-                options.setdefault("cycle_size", self.cycle_size or self.workers)
+                options.setdefault("cycle_size", self.resolved().cycle_size)
         return make_strategy(self.strategy, space, rng=self.seed, **options)
 
 
 #: settings a resumed run may change
-RESUME_OVERRIDABLE = ("budget", "table", "executor", "workers", "ray_address", "gpus")
+RESUME_OVERRIDABLE = ("budget", "table", "executor", "workers", "ray_address", "gpus",
+                      "threads")
 
 
 def _resumed_settings(stored: SearchSettings, explicit: Dict[str, Any]) -> SearchSettings:
@@ -175,6 +195,7 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
     elif path.exists():
         raise SettingsError(f"{out} already holds a run; pass --resume to continue it or "
                             f"choose another --out")
+    settings = settings.resolved()
     # build everything before touching the store, so a bad setting leaves no file
     objective = settings.build_objective()
     objective.prepare()

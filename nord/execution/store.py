@@ -228,10 +228,12 @@ class RunStore:
                                (status,)).fetchone()[0]
 
     def best(self) -> Optional[EvaluationRecord]:
-        """The finished evaluation with the highest fitness (earliest on ties)."""
+        """The finished evaluation with the highest fitness; on ties the one asked
+        for first (the lowest id: the order results arrived in can vary between
+        repeats of a run with several workers, the ask order does not)."""
         row = self.db.execute(
             "SELECT * FROM evaluations WHERE status != 'pending' "
-            "ORDER BY fitness DESC, result_seq ASC LIMIT 1").fetchone()
+            "ORDER BY fitness DESC, id ASC LIMIT 1").fetchone()
         return None if row is None else self._record(row)
 
     def __iter__(self) -> Iterator[EvaluationRecord]:

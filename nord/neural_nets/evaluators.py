@@ -143,11 +143,16 @@ class LocalEvaluator:
 
         An invalid descriptor raises its typed error (see ``validate()``).
         """
+        return self.train_network(descriptor, epochs, dataset, data_percentage)[1]
+
+    def train_network(self, descriptor, epochs: int, dataset: str = "fashion-mnist",
+                      data_percentage: float = 1.0) -> Tuple[nn.Module, EvaluationResult]:
+        """As :meth:`descriptor_evaluate`, and the trained network too (for export)."""
         config = self.configs[dataset]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.seed)  # initial weights, then dropout: one stream
             net = self.build_network(descriptor, config)
-            return self._evaluate(net, epochs, config, data_percentage)
+            return net, self._evaluate(net, epochs, config, data_percentage)
 
     def net_evaluate(self, net: nn.Module, epochs: int, dataset: str = "fashion-mnist",
                      data_percentage: float = 1.0) -> EvaluationResult:

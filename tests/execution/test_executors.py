@@ -69,6 +69,27 @@ def test_a_worker_given_a_gpu_names_it(monkeypatch):
     assert worker_name() == plain + ":cuda:1"
 
 
+class ThreadCountObjective(ToyObjective):
+    def evaluate(self, descriptor):
+        import torch
+        outcome = super().evaluate(descriptor)
+        outcome.metrics["threads"] = torch.get_num_threads()
+        return outcome
+
+
+def test_the_serial_executor_trains_on_the_threads_it_is_given():
+    import torch
+    from nord.execution.tasks import Task
+    from tests.toy_search import ToySpace as Space
+    before = torch.get_num_threads()
+    executor = make_executor("serial", ThreadCountObjective(), threads=1)
+    executor.submit(Task(0, Space().to_descriptor(5)))
+    assert executor.collect()[0].metrics["threads"] == 1
+    assert torch.get_num_threads() == before  # only while evaluating
+    with pytest.raises(NordError, match="threads must be at least 1"):
+        make_executor("serial", ThreadCountObjective(), threads=0)
+
+
 def test_one_worker_reproduces_the_serial_run(tmp_path):
     _, serial = run(tmp_path, "serial", SerialExecutor(ToyObjective()))
     _, pooled = run(tmp_path, "pool", ProcessPoolExecutor(ToyObjective(), workers=1))

@@ -172,6 +172,16 @@ def test_store_refuses_double_results_and_unknown_candidates(tmp_path):
         RunStore(tmp_path / "missing.sqlite", create=False)
 
 
+def test_best_breaks_ties_by_ask_order_not_arrival_order(tmp_path):
+    store = RunStore(tmp_path / "s.sqlite")
+    for i in range(3):
+        store.record_ask(i, i, None, str(i), {}, 0.0)
+    store.record_result(2, "ok", 0.9)  # arrives first
+    store.record_result(1, "ok", 0.9)
+    store.record_result(0, "ok", 0.5)
+    assert store.best().id == 1
+
+
 def test_store_is_plain_sqlite(tmp_path):
     run, store, _ = search(tmp_path, budget=12)
     run.run()

@@ -114,6 +114,15 @@ def test_listing_3_3_runs_and_its_cell_is_not_in_the_30k_subset(data_root, monke
 
 
 # ---------------------------------------------------------------- staying inside
+def test_sampling_without_a_generator_follows_the_evaluators_seed(csv_path):
+    first = NASBench_101Evaluator(csv_path)
+    keys = [first.hash_of(d) for d in first.sample(n=1) + first.sample(n=1)]
+    again = NASBench_101Evaluator(csv_path)  # the same default seed, 0
+    assert [again.hash_of(again.sample()[0]) for _ in range(2)] == keys and keys[0] != keys[1]
+    other = NASBench_101Evaluator(csv_path, seed=1)
+    assert [other.hash_of(d) for d in other.sample(n=2)] != keys
+
+
 def test_sample_best_and_membership(evaluator, rows):
     first = evaluator.sample(np.random.default_rng(7), n=20)
     again = evaluator.sample(7, n=20)

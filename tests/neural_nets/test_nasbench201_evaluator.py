@@ -148,6 +148,13 @@ def test_iteration_sampling_and_descriptors(evaluator):
     assert listing_3_3(extra_chain_op=True) not in evaluator
 
 
+def test_sampling_without_a_generator_follows_the_evaluators_seed(evaluator):
+    same, other = (NATSBench_Evaluator(TABLE, seed=s) for s in (0, 0))
+    draws = [same.sample() for _ in range(5)]
+    assert draws == [other.sample() for _ in range(5)] and len(set(draws)) == 5
+    assert draws != [NATSBench_Evaluator(TABLE, seed=1).sample() for _ in range(5)]
+
+
 
 
 # ------------------------------------------------------------------ the module's names

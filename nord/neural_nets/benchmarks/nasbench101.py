@@ -114,7 +114,8 @@ class NASBench_101Evaluator:
         ``'mean'`` (default): average the training runs of a cell; ``'sample'``:
         one run drawn at random per query (the official API's behaviour).
     seed:
-        Seed of the generator that ``repeat='sample'`` draws runs with.
+        Seed (default 0) of the generators that ``repeat='sample'`` draws runs
+        with and that :meth:`sample` draws cells with when given no generator.
     low_fidelity_time:
         ``'scaled'`` (default) or ``'nan'``: the training time returned where the
         table has none (the 30k table below 108 epochs), see module docs.
@@ -133,7 +134,7 @@ class NASBench_101Evaluator:
     MAX_EDGES = MAX_EDGES
 
     def __init__(self, path: Optional[PathLike] = None, *, repeat: str = "mean",
-                 seed: Optional[int] = None, low_fidelity_time: str = "scaled",
+                 seed: int = 0, low_fidelity_time: str = "scaled",
                  verify: bool = True) -> None:
         if repeat not in ("mean", "sample"):
             raise ValueError(f"repeat must be 'mean' or 'sample', got {repeat!r}")
@@ -143,6 +144,7 @@ class NASBench_101Evaluator:
         self.repeat = repeat
         self.low_fidelity_time = low_fidelity_time
         self._rng = random.Random(seed)
+        self._sample_rng = np.random.default_rng(seed)
         start = time.perf_counter()
         self.path = find_nasbench101(path)
         if _is_tfrecord(self.path):
@@ -262,10 +264,15 @@ class NASBench_101Evaluator:
     def sample(self, rng=None, n: int = 1, replace: bool = False) -> list:
         """``n`` cells of the table, drawn uniformly, as descriptors (a list).
 
-        ``rng`` is a ``numpy.random.Generator``, a seed, or ``None`` (fresh
-        entropy). Sampling from the table keeps a search inside the subset.
+        ``rng`` is a ``numpy.random.Generator``, a seed, or ``None`` (the
+        evaluator's own generator, seeded by its ``seed``: successive calls
+        differ, and the same seed repeats them). Sampling from the table keeps a
+        search inside the subset.
         """
-        rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+        if rng is None:
+            rng = self._sample_rng
+        elif not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
         if not replace and n > len(self):
             raise ValueError(f"cannot draw {n} distinct cells from a table of {len(self)}; "
                              f"pass replace=True")

@@ -82,7 +82,7 @@ class NATSBench_Evaluator:
 
     def __init__(self, path: Optional[os.PathLike] = None, dataset: str = "cifar10-valid",
                  epochs: int = 200, backend: str = "table", *, fast_mode: Optional[bool] = None,
-                 verbose: bool = False):
+                 verbose: bool = False, seed: int = 0):
         if backend == "table":
             self._backend = _Table(_find_table(path))
         elif backend == "nats_bench":
@@ -92,6 +92,8 @@ class NATSBench_Evaluator:
         self.dataset = _dataset_name(dataset)
         self.epochs = _epochs(epochs)
         self.queries = 0
+        self._sample_rng = None  # made on first use of sample() without a generator
+        self._seed = int(seed)
         self._fetchers: Dict[Any, Tuple[Callable[[int], List[float]], bool]] = {}
         self._iso: Optional[Dict[str, List[int]]] = None
 
@@ -247,11 +249,16 @@ class NATSBench_Evaluator:
         """A uniformly random cell of the table: its string, or its descriptor.
 
         ``rng`` is a ``numpy.random.Generator`` (or a seed for one); ``None``
-        uses a fresh unseeded generator. Free of charge.
+        uses the evaluator's own generator, seeded by its ``seed`` (default 0):
+        successive calls differ, and the same seed repeats them. Free of charge.
         """
         import numpy as np
 
-        if rng is None or not isinstance(rng, np.random.Generator):
+        if rng is None:
+            if self._sample_rng is None:
+                self._sample_rng = np.random.default_rng(self._seed)
+            rng = self._sample_rng
+        elif not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         arch = self._backend.archs[int(rng.integers(len(self)))]
         return arch_to_descriptor(arch) if as_descriptor else arch
