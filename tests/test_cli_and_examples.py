@@ -25,7 +25,8 @@ def demo(tmp_path, name, *extra):
 def fitness_by_id(folder):
     from nord.execution.store import RunStore
     with RunStore(folder / "run.sqlite", create=False) as store:
-        return [(r.id, r.architecture, r.status, r.fitness) for r in store.records()]
+        return [(r.id, r.architecture, r.status, r.fitness, r.metrics.get("loss"))
+                for r in store.records()]
 
 
 @needs_fashion_mnist
