@@ -1,5 +1,7 @@
 """NATSBench_Evaluator: thesis listing 3.3, known cells, lookups, datasets and counters."""
 
+import math
+
 import numpy as np
 import pytest
 from nasbench201_cases import (ALL_NONE, BEST, LISTING_3_3, TABLE, chain, evaluator_or_skip,
@@ -133,7 +135,10 @@ def test_datasets_epochs_and_metric_errors(evaluator):
     with pytest.raises(NotInTableError, match="index 15625"):
         evaluator.query(15625)
     cifar100 = NATSBench_Evaluator(TABLE, dataset="cifar100", epochs=12)
-    assert cifar100.descriptor_evaluate(d) == [45.5]
+    accuracy, seconds = cifar100.descriptor_evaluate(d)  # listing 3.7's pair
+    assert accuracy == 45.5 and math.isnan(seconds)  # the table holds no training times
+    assert cifar100.evaluate_string(descriptor_to_arch(d))[0] == 45.5
+    assert cifar100.descriptor_evaluate(d, ["validation_accuracy"]) == [45.5]
 
 
 def test_iteration_sampling_and_descriptors(evaluator):
