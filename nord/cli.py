@@ -112,7 +112,7 @@ def _train_final(args) -> int:
     import logging
 
     from nord.execution.final_training import (FinalTrainingSettings, architecture_of,
-                                               train_final)
+                                               default_final_folder, train_final)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("nord.neural_nets.evaluators").setLevel(logging.INFO)
     descriptor = architecture_of(args.source, channels=args.channels)
@@ -120,8 +120,10 @@ def _train_final(args) -> int:
                                      optimizer=args.optimizer, batch_size=args.batch_size,
                                      augment=not args.no_augment,
                                      data_percentage=args.percentage, seed=args.seed,
-                                     device=args.device)
-    result = train_final(descriptor, settings, args.out)
+                                     device=args.device, channels=args.channels)
+    out = args.out or default_final_folder(args.source, args.channels)
+    print(f"training {args.source} for {args.epochs} epochs; results go to {out}", flush=True)
+    result = train_final(descriptor, settings, out)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     print(f"test {metrics}, loss {result.test_loss:.4f}, {result.parameters:,} parameters, "
           f"{result.seconds:.1f} s; exported to {result.export_folder}")
@@ -253,18 +255,22 @@ def build_parser() -> argparse.ArgumentParser:
         "train-final", help="train a found architecture as thesis §6.4.2 does (wider, "
         "augmented, Adamax, 20 epochs), report test accuracy and export it")
     final.add_argument("source", help="a run folder (its best architecture), a descriptor "
-                       "JSON file, or 'remnet' (the thesis's REMNet)")
-    final.add_argument("--channels", type=int, help="widen to C channels (thesis: 128 or 256)")
-    final.add_argument("--epochs", type=int, default=20)
-    final.add_argument("--optimizer", default="adamax")
-    final.add_argument("--batch-size", type=int, default=128)
-    final.add_argument("--percentage", type=float, default=1.0, help="share of the training set")
-    final.add_argument("--dataset", default="fashion-mnist")
+                       "JSON file, a REMNet genome JSON file, or 'remnet' (the thesis's REMNet)")
+    final.add_argument("--channels", type=int, help="widen to C channels (thesis: 128 or 256; "
+                       "default: the width it was searched at)")
+    final.add_argument("--epochs", type=int, default=20, help="(default 20)")
+    final.add_argument("--optimizer", default="adamax", help="(default adamax)")
+    final.add_argument("--batch-size", type=int, default=128, help="(default 128)")
+    final.add_argument("--percentage", type=float, default=1.0,
+                       help="share of the training set (default 1.0)")
+    final.add_argument("--dataset", default="fashion-mnist", help="(default fashion-mnist)")
     final.add_argument("--no-augment", action="store_true",
                        help="no random horizontal flip / random erasing")
-    final.add_argument("--seed", type=int, default=0)
+    final.add_argument("--seed", type=int, default=0, help="(default 0)")
     final.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    final.add_argument("--out", default="runs/final", help="folder for final.json and model/")
+    final.add_argument("--out", default=None,
+                       help="folder for final.json and model/ (default: <run>/final[-C<C>] "
+                       "for a run folder, runs/final/<name>[-C<C>] otherwise)")
     final.set_defaults(handler=_train_final)
 
     export = commands.add_parser("export", help="write an architecture as descriptor JSON, "
@@ -289,6 +295,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except NordError as error:
         print(f"nord {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a path that is missing, not writable, a folder, ...
+        print(f"nord {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "search":
+            hint = (f"; every finished evaluation is kept: continue with nord search "
+                    f"--out {args.out} --resume")
+        print(f"\nnord {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

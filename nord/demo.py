@@ -107,6 +107,8 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Callable[[str], None] = pr
     from nord.execution.runs import run_search
     from nord.execution.store import RunStore
 
+    from nord.data_curators.splits import check_percentage
+    check_percentage(config.percentage)
     find_fashion_mnist(config.data_root)  # a clear error now rather than in every worker
     start = time.perf_counter()
     out = Path(config.out)
@@ -142,6 +144,13 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Callable[[str], None] = pr
         title="Architectures evaluated by evolution (Figure 6.5)")
 
     best = evolution["summary"].best
+    if best is None or best.status not in ("ok", "cached"):
+        failures = [r.error for r in evolution["records"] if r.error]
+        from nord.errors import EvaluationError
+        raise EvaluationError(
+            f"no candidate of the evolution search trained successfully (see "
+            f"{evolution['folder'] / 'summary.md'})"
+            + (f"; the first failure: {failures[0].splitlines()[0]}" if failures else ""))
     seconds = time.perf_counter() - start
     summary = {
         "best_architecture": space.describe(space.decode(best.architecture)),
@@ -160,5 +169,6 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Callable[[str], None] = pr
     for name, v in results.items():
         echo(f"  {name}: best {v['summary'].best.fitness:.4f}, report {v['folder'] / 'summary.md'}")
     echo(f"figures: {out / 'figure_6_4.png'}, {out / 'figure_6_5.png'}; {seconds:.0f} s in all")
-    echo(f"train it fully: nord train-final {out / 'evolution'} --channels 128")
+    echo(f"train it fully (§6.4.2: C=128, 20 epochs; a GPU job, hours on a CPU): "
+         f"nord train-final {out / 'evolution'} --channels 128")
     return summary

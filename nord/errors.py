@@ -121,5 +121,11 @@ class MissingDependencyError(NordError, ImportError):
     """An optional dependency is needed; the message says how to install it."""
 
 
+class SettingsError(NordError, ValueError):
+    """Settings that cannot work (a share outside (0, 1], an unknown optimizer,
+    an option the chosen space does not have, ...) or that contradict a run
+    being resumed. The message says what to change."""
+
+
 class OutOfSearchSpaceError(NordError, ValueError):
     """An architecture lies outside a benchmark's search space."""

@@ -140,3 +140,40 @@ def test_train_final_trains_exactly_as_an_evaluation_with_the_same_seed(tmp_path
                             augment=True, data_options={"validation_fraction": 0.0}
                             ).descriptor_evaluate(remnet_architecture(4), 1, "fashion-mnist", 0.01)
     assert final.train_losses == direct.train_losses and final.test_loss == direct.loss
+
+
+def test_final_trainings_of_different_sources_and_widths_go_to_different_folders(tmp_path):
+    from pathlib import Path
+    from nord.execution.final_training import default_final_folder
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.sqlite").touch()
+    assert default_final_folder(run) == run / "final"
+    assert default_final_folder(run, 128) == run / "final-C128"
+    assert default_final_folder("remnet", 256) == Path("runs/final/remnet-C256")
+    assert default_final_folder(tmp_path / "best.json") == Path("runs/final/best")
+
+
+@needs_fashion_mnist
+def test_train_final_records_the_width_it_trained(tmp_path):
+    out = tmp_path / "f"
+    assert main(["train-final", "remnet", "--channels", "4", "--epochs", "1",
+                 "--percentage", "0.01", "--out", str(out)]) == 0
+    assert json.loads((out / "final.json").read_text())["settings"]["channels"] == 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    assert main(["train-final", "remnet", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "no CUDA GPU is usable here" in capsys.readouterr().err
+
+
+def test_damaged_run_stores_are_clear_errors(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.sqlite").write_bytes(b"this is not a database" * 100)
+    for command in (["train-final", str(run), "--out", str(tmp_path / "x")],
+                    ["report", str(run)],
+                    ["search", "--out", str(run), "--resume"]):
+        assert main(command) == 2
+        assert "is not a readable run store" in capsys.readouterr().err

@@ -112,6 +112,36 @@ def test_threads_per_evaluation_is_a_stored_setting(tmp_path):
         assert store.meta()["settings"]["threads"] == 1
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["--budget", "-1"], "budget must be at least 1"),
+    (["--executor", "serial", "--workers", "2"], "runs one evaluation at a time"),
+    (["--channels", "8"], "the nasbench201 space has no channels option (--channels)"),
+    (["--space", "remnet", "--percentage", "150"], "percentage must be a share"),
+    (["--space", "remnet", "--epochs", "0"], "epochs must be at least 1"),
+    (["--space", "remnet", "--optimizer", "adamm"], "unknown optimizer 'adamm'; did you mean"),
+    (["--space", "remnet", "--dataset", "activity_recognition"], "builds networks for 2-D"),
+    (["--space", "nasbench101", "--fitness", "test_accuracy@108"], "holds only validation"),
+    (["--space", "nasbench101", "--fitness", "validation_accuracy@100"], "epochs must be one"),
+    (["--cycle-size", "2"], "applies only to synchronous evolution"),
+])
+def test_a_rejected_search_leaves_no_folder_behind(tmp_path, capsys, arguments, message):
+    out = tmp_path / "run"
+    assert main(["search", "--budget", "3", *arguments, "--quiet", "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # so the corrected command needs no --resume
+
+
+def test_a_folder_in_use_by_a_running_search_is_refused(tmp_path, capsys):
+    from nord.execution.runs import RunLock
+    code, out = search(tmp_path, "busy", "--budget", "10")
+    with RunLock(out):
+        assert main(["search", "--out", str(out), "--resume", "--budget", "20", "--quiet"]) == 2
+    assert "is in use by a search running now" in capsys.readouterr().err
+    assert len(rows(out)) == 10 and not (out / "run.lock").exists()
+    assert main(["search", "--out", str(out), "--resume", "--budget", "20", "--quiet"]) == 0
+    assert len(rows(out)) == 20
+
+
 @pytest.mark.parametrize("strategy", ["evolution", "random", "rl"])
 def test_nasbench101_strategies_stay_inside_the_subset(tmp_path, strategy):
     out = tmp_path / strategy
@@ -161,3 +191,19 @@ def test_search_with_two_process_workers(tmp_path, capsys):
         assert [r.id for r in records] == list(range(40))
         assert {r.status for r in records} <= {"ok", "cached"}
         assert store.meta()["settings"]["executor"] == "process"
+
+
+def test_an_interrupted_search_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    import nord.execution.runs as runs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runs, "run_search", interrupted)
+    out = tmp_path / "r"
+    assert main(["search", "--out", str(out), "--quiet"]) == 130
+    assert f"continue with nord search --out {out} --resume" in capsys.readouterr().err
+
+
+def test_missing_files_are_errors_not_tracebacks(tmp_path, capsys):
+    assert main(["describe", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err

@@ -15,6 +15,8 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from nord.errors import SettingsError
+
 __all__ = ["TensorData", "DatasetSplits", "make_splits", "check_percentage"]
 
 
@@ -67,7 +69,7 @@ def check_percentage(percentage: float) -> float:
     """``percentage`` as a float in (0, 1]; the thesis's partial-training share."""
     value = float(percentage)
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"percentage must be a share of the training set in (0, 1], "
+        raise SettingsError(f"percentage must be a share of the training set in (0, 1], "
                          f"got {percentage!r} (use 0.1 for 10 %)")
     return value
 

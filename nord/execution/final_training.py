@@ -19,7 +19,8 @@ from typing import Any, Dict, Optional, Tuple
 from nord.errors import NordError
 from nord.execution.store import RunStore
 
-__all__ = ["FinalTrainingSettings", "train_final", "architecture_of", "FinalResult"]
+__all__ = ["FinalTrainingSettings", "train_final", "architecture_of", "FinalResult",
+           "default_final_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,18 @@ class FinalResult:
     seconds: float
     train_losses: Tuple[float, ...]
     export_folder: Path
+
+
+def default_final_folder(source, channels: Optional[int] = None) -> Path:
+    """Where ``nord train-final`` writes unless told: beside a run (``<run>/final``),
+    else ``runs/final/<name>``; ``-C<channels>`` added when widened, so trainings
+    of different sources or widths never overwrite each other."""
+    suffix = f"-C{channels}" if channels else ""
+    path = Path(str(source))
+    if (path / "run.sqlite").exists():
+        return path / f"final{suffix}"
+    name = "remnet" if str(source) == "remnet" else path.stem
+    return Path("runs") / "final" / f"{name}{suffix}"
 
 
 def architecture_of(source, channels: Optional[int] = None, which: str = "best"):

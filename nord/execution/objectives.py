@@ -13,7 +13,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
-from nord.errors import NordError
+from nord.errors import NordError, SettingsError
 
 __all__ = ["Outcome", "Objective", "NASBench201Objective", "NASBench101Objective",
            "TrainingObjective", "EnvironmentObjective", "make_objective"]
@@ -130,6 +130,11 @@ class NASBench101Objective(Objective):
         from nord.neural_nets.benchmarks.nasbench101 import NASBench_101Evaluator
         return NASBench_101Evaluator(self.path)
 
+    def prepare(self) -> None:
+        """Load the table, and fail now if it lacks the accuracy or epoch budget."""
+        self.evaluator._metric(self.acc)
+        self.evaluator._epoch(self.epochs)
+
     def evaluate(self, descriptor) -> Outcome:
         value, training_time = self.evaluator.descriptor_evaluate(
             descriptor, acc=self.acc, epochs=self.epochs)
@@ -158,8 +163,11 @@ class TrainingObjective(Objective):
                  data_percentage: float = 1.0, metric: str = "accuracy",
                  optimizer: str = "adam", optimizer_params: Optional[dict] = None,
                  **evaluator_options) -> None:
+        from nord.data_curators.splits import check_percentage
+        if int(epochs) < 1:
+            raise SettingsError(f"epochs must be at least 1 to train candidates, got {epochs}")
         self.dataset, self.epochs = dataset, int(epochs)
-        self.data_percentage, self.metric = float(data_percentage), metric
+        self.data_percentage, self.metric = check_percentage(data_percentage), metric
         self.optimizer, self.optimizer_params = optimizer, dict(optimizer_params or {})
         self.evaluator_options = evaluator_options
 
@@ -168,7 +176,15 @@ class TrainingObjective(Objective):
         return LocalEvaluator(self.optimizer, self.optimizer_params, **self.evaluator_options)
 
     def prepare(self) -> None:
-        self.evaluator.configs[self.dataset]  # an unknown dataset fails now
+        config = self.evaluator.configs[self.dataset]  # an unknown dataset fails now
+        if self.metric not in config.metrics:
+            raise SettingsError(f"dataset {self.dataset!r} reports {list(config.metrics)}, "
+                                f"not {self.metric!r}")
+
+    def input_rank(self) -> int:
+        """How many spatial dimensions the dataset's inputs have (2 for images)."""
+        shape = self.evaluator.configs[self.dataset].input_shape
+        return 1 if isinstance(shape, int) else len(tuple(shape))
 
     def evaluate(self, descriptor) -> Outcome:
         result = self.evaluator.descriptor_evaluate(descriptor, self.epochs, self.dataset,

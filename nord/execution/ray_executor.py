@@ -59,7 +59,13 @@ class RayExecutor(Executor):
                 options.setdefault("num_gpus", int(gpus * self.capacity) if gpus else 0)
             options.setdefault("log_to_driver", False)
             options.setdefault("include_dashboard", False)
-            ray.init(**options)
+            try:
+                ray.init(**options)
+            except (ConnectionError, RuntimeError) as error:
+                from nord.errors import NordError
+                where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+                raise NordError(f"could not start or reach {where}: {error}; start one with "
+                                f"`ray start --head`, or leave --ray-address out") from error
             self._started_ray = True
         else:
             self._started_ray = False

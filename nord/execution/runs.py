@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from nord.design.spaces import get_space
 from nord.design.strategies import make_strategy
-from nord.errors import NordError
+from nord.errors import SettingsError
 from nord.execution.executors import make_executor
 from nord.execution.objectives import NASBench101Objective, make_objective
 from nord.execution.run_loop import ProgressEvent, RunSummary, SearchRun
@@ -29,10 +30,6 @@ STORE_NAME = "run.sqlite"
 TABLE_SPACES = ("nasbench101", "nasbench201")
 #: cells in the complete NAS-Bench-101 space
 NASBENCH101_CELLS = 423_624
-
-
-class SettingsError(NordError, ValueError):
-    """Settings that cannot make a run, or that contradict a run being resumed."""
 
 
 @dataclass(frozen=True)
@@ -200,23 +197,99 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
     objective = settings.build_objective()
     objective.prepare()
     space = settings.build_space(objective)
+    _check_data_fits(space, objective)
     strategy = settings.build_strategy(space)
-    store = RunStore(path)
+    folder = Path(out)
+    new_folder = not folder.exists()
+    started = False
     try:
-        store.set_meta(settings=settings.to_dict(), space_settings=space.settings())
-        executor = make_executor(settings.executor, objective, workers=settings.workers,
-                                 **settings.executor_options())
-        try:
-            run = SearchRun(strategy, objective, store, settings.budget, executor=executor,
-                            cache=settings.cache, callbacks=callbacks)
-            summary = run.run()
-        finally:
-            executor.close()
-        store.set_meta(summary={"evaluations": summary.evaluations,
-                                "statuses": summary.statuses,
-                                "strategy_seconds_per_step": summary.strategy_seconds_per_step,
-                                "store_seconds_per_step": summary.store_seconds_per_step,
-                                "simulated_cost": summary.simulated_cost})
-        return summary
+        with RunLock(folder):
+            store = RunStore(path)
+            try:
+                executor = make_executor(settings.executor, objective, workers=settings.workers,
+                                         **settings.executor_options())
+                try:
+                    run = SearchRun(strategy, objective, store, settings.budget,
+                                    executor=executor, cache=settings.cache,
+                                    callbacks=callbacks)
+                    store.set_meta(settings=settings.to_dict(), space_settings=space.settings())
+                    started = True
+                    summary = run.run()
+                finally:
+                    executor.close()
+                store.set_meta(summary={
+                    "evaluations": summary.evaluations, "statuses": summary.statuses,
+                    "strategy_seconds_per_step": summary.strategy_seconds_per_step,
+                    "store_seconds_per_step": summary.store_seconds_per_step,
+                    "simulated_cost": summary.simulated_cost})
+                return summary
+            finally:
+                store.close()
+                if not started and not resume:  # set-up failed: leave no run behind
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(str(path) + suffix).unlink(missing_ok=True)
     finally:
-        store.close()
+        if new_folder and not started and not resume:
+            _remove_if_empty(folder)
+
+
+def _check_data_fits(space, objective) -> None:
+    """A space of image networks cannot train on 1-D data (and so on): say so now."""
+    rank = getattr(objective, "input_rank", None)
+    if space.input_rank is None or rank is None:
+        return
+    if rank() != space.input_rank:
+        raise SettingsError(
+            f"the {space.name} space builds networks for {space.input_rank}-D inputs, but "
+            f"dataset {objective.dataset!r} has {rank()}-D inputs; choose another --dataset "
+            f"or space")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty (or already gone): leave it
+
+
+class RunLock:
+    """Holds ``<folder>/run.lock`` while a search writes there, so a second
+    ``nord search`` on the same folder stops at once instead of interleaving
+    its evaluations with the first one's. The lock goes with the process
+    (``flock``), so a killed run never leaves the folder locked."""
+
+    NAME = "run.lock"
+
+    def __init__(self, folder) -> None:
+        self.path = Path(folder) / self.NAME
+        self._handle = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: run unlocked
+            self._handle = handle
+            return self
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise SettingsError(f"{self.path.parent} is in use by a search running now "
+                                f"(PID {holder}); wait for it to finish, or choose another "
+                                f"--out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            self.path.unlink(missing_ok=True)
+            self._handle.close()  # closing releases the lock
+            self._handle = None

@@ -115,13 +115,22 @@ class RunStore:
             if not self.path.exists() and not create:
                 raise StoreError(f"no run store at {self.path}; is this the --out folder of "
                                  f"a `nord search` run?")
+            if self.path.is_dir():
+                raise StoreError(f"{self.path} is a folder, not a run store")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        self._result_seq = self.db.execute(
-            "SELECT COALESCE(MAX(result_seq), 0) FROM evaluations").fetchone()[0]
+        try:
+            if str(path) != MEMORY:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            self._result_seq = self.db.execute(
+                "SELECT COALESCE(MAX(result_seq), 0) FROM evaluations").fetchone()[0]
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            raise StoreError(f"{self.path} is not a readable run store ({error}); it is "
+                             f"damaged or not a NORD run: start a new run in another "
+                             f"--out folder") from error
 
     def close(self) -> None:
         self.db.close()
@@ -140,7 +149,12 @@ class RunStore:
                                 (key, json.dumps(value)))
 
     def meta(self) -> Dict[str, Any]:
-        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
+        try:
+            return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
+        except ValueError as error:
+            raise StoreError(f"the settings in {self.path} do not parse ({error}); the "
+                             f"store is damaged: start a new run in another --out folder"
+                             ) from error
 
     # ------------------------------------------------------------- writing
     def record_ask(self, candidate_id: int, architecture: Any, descriptor: Optional[str],
@@ -196,7 +210,14 @@ class RunStore:
     # ------------------------------------------------------------- reading
     def load_state(self) -> Optional[dict]:
         row = self.db.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
-        return None if row is None else pickle.loads(row[0])
+        if row is None:
+            return None
+        try:
+            return pickle.loads(row[0])  # a run folder is trusted input, like any pickle
+        except Exception as error:
+            raise StoreError(f"the strategy state in {self.path} does not load "
+                             f"({type(error).__name__}: {error}); the store is damaged or "
+                             f"from an incompatible version: start a new run") from error
 
     def records(self, where: str = "", params=()) -> List[EvaluationRecord]:
         query = "SELECT * FROM evaluations " + (f"WHERE {where} " if where else "") + "ORDER BY id"

@@ -129,6 +129,11 @@ class LocalEvaluator:
         self.lr_schedule = lr_schedule
         self.seed = int(seed)
         self.device = torch.device(device) if device is not None else default_device()
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise EvaluationError(
+                f"device {str(device)!r} asked for, but no CUDA GPU is usable here (torch "
+                f"{torch.__version__}{'' if torch.version.cuda else ', a CPU-only build'}); "
+                f"use device='cpu' (--device cpu) or leave the device out")
         self.split = split
         self.augment = augment
         self.configs = configs if configs is not None else Configs()

@@ -135,9 +135,10 @@ class LayerRegistry:
         return sorted((k for k in self._kinds if isinstance(k, type)), key=lambda c: c.__name__)
 
     def names(self, pattern: str = "*") -> List[str]:
-        """Names of everything registered (op strings, class names) matching a glob."""
+        """Names of everything registered (op strings, class names) matching a glob
+        (case-insensitive: `'*conv*'` finds `Conv2d` and `nor_conv_3x3`)."""
         names = self.ops() + [c.__name__ for c in self.classes()]
-        return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+        return sorted(n for n in names if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
 
     def why_unknown(self, layer: Any) -> Optional[str]:
         """``None`` if ``layer`` compiles, else a message saying why not."""

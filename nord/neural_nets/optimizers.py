@@ -7,6 +7,8 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 
 import torch
 
+from nord.errors import SettingsError
+
 __all__ = ["OPTIMIZERS", "resolve_optimizer"]
 
 #: name → (optimizer class, default parameters). Chapter 4 compares these seven.
@@ -39,7 +41,7 @@ def resolve_optimizer(optimizer: Union[str, Type[torch.optim.Optimizer]],
         if key not in OPTIMIZERS:
             matches = difflib.get_close_matches(key, list(OPTIMIZERS), n=3)
             hint = f"did you mean {', '.join(repr(m) for m in matches)}? " if matches else ""
-            raise ValueError(f"unknown optimizer {optimizer!r}; {hint}known names: "
+            raise SettingsError(f"unknown optimizer {optimizer!r}; {hint}known names: "
                              f"{', '.join(OPTIMIZERS)} (or pass a torch.optim class)")
         cls, defaults = OPTIMIZERS[key]
         return cls, {**defaults, **params}

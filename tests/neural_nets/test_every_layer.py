@@ -409,3 +409,11 @@ def test_unusable_params_raise_a_compilation_error_naming_the_layer(layer, param
     with pytest.raises(CompilationError, match=match) as info:
         NeuralNet(d, NUM_CLASSES, IMAGE, INPUT_CHANNELS)
     assert "'bad_layer'" in str(info.value)
+
+
+def test_list_layers_matches_names_whatever_their_case():
+    from nord.neural_nets import list_layers
+    found = list_layers("*conv*")
+    assert {"Conv1d", "Conv2d", "nor_conv_3x3", "conv3x3-bn-relu"} <= set(found)
+    assert found == sorted(found) and list_layers("*CONV2D") == ["Conv2d"]
+    assert list_layers("no-such-layer*") == []

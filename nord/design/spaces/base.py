@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -22,6 +22,8 @@ class SearchSpace(abc.ABC):
 
     #: the name ``get_space`` and the command line know the space by
     name: str = ""
+    #: spatial dimensions of the data its networks take (2: images), None: any
+    input_rank: Optional[int] = None
 
     @abc.abstractmethod
     def sample(self, rng: np.random.Generator) -> Any:

@@ -98,6 +98,7 @@ class DeepNEATSpace(SearchSpace):
     """
 
     name = "deepneat"
+    input_rank = 2
 
     def __init__(self, filters: Sequence[int] = (32, 256), kernel_sizes: Sequence[int] = (1, 3),
                  dropout: Sequence[float] = (0.0, 0.7), scale: Sequence[float] = (0.0, 2.0),

@@ -106,6 +106,7 @@ class RemNetSpace(SearchSpace):
     """
 
     name = "remnet"
+    input_rank = 2
 
     def __init__(self, channels: int = 16, initial_layers: int = 4,
                  add_node_prob: float = 0.25, connection_prob: float = 0.7,
