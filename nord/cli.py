@@ -207,10 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--report", action="append", metavar="COLUMN",
                         help="nasbench201: another column to record (default cifar10_test_200ep)")
     search.add_argument("--table", help="benchmark table file or folder (default: found via $NORD_DATA)")
-    search.add_argument("--held-only", dest="held_only", action="store_true", default=None,
-                        help="nasbench101: stay inside the loaded table's cells (default: "
-                        "when the table is a subset, like the shipped 30k cells)")
-    search.add_argument("--anywhere", dest="held_only", action="store_false",
+    where = search.add_mutually_exclusive_group()
+    where.add_argument("--held-only", dest="held_only", action="store_true", default=None,
+                       help="nasbench101: stay inside the loaded table's cells (default: "
+                       "when the table is a subset, like the shipped 30k cells)")
+    where.add_argument("--anywhere", dest="held_only", action="store_false",
                         help="nasbench101: propose any cell (those the table lacks score 0)")
     search.add_argument("--mutation", choices=["listing_3_6", "nasbench"],
                         help="nasbench101 mutation rules (default listing_3_6, or nasbench "

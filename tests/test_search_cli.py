@@ -123,12 +123,22 @@ def test_threads_per_evaluation_is_a_stored_setting(tmp_path):
     (["--space", "nasbench101", "--fitness", "test_accuracy@108"], "holds only validation"),
     (["--space", "nasbench101", "--fitness", "validation_accuracy@100"], "epochs must be one"),
     (["--cycle-size", "2"], "applies only to synchronous evolution"),
+    (["--epochs", "3"], "scored from its benchmark table, so training options (epochs)"),
+    (["--space", "remnet", "--fitness", "x"], "but the remnet space trains its candidates"),
+    (["--gpus", "1"], "applies to the Ray executor only"),
 ])
 def test_a_rejected_search_leaves_no_folder_behind(tmp_path, capsys, arguments, message):
     out = tmp_path / "run"
     assert main(["search", "--budget", "3", *arguments, "--quiet", "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # so the corrected command needs no --resume
+
+
+def test_held_only_and_anywhere_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--space", "nasbench101", "--held-only", "--anywhere",
+              "--out", str(tmp_path / "x")])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_a_folder_in_use_by_a_running_search_is_refused(tmp_path, capsys):

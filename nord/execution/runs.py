@@ -98,14 +98,31 @@ class SearchSettings:
         """The space's benchmark table, or ``objective='training'``: train each
         candidate with ``LocalEvaluator`` (``objective_options``: dataset,
         epochs, data_percentage, optimizer, batch_size, seed, ...)."""
+        if self.gpus and self.executor != "ray":
+            raise SettingsError(f"gpus {self.gpus} applies to the Ray executor only; the "
+                                f"{self.executor} executor uses every visible GPU (pool workers "
+                                f"take them in turn): leave --gpus out or add --executor ray")
         if self.objective == "training" or (self.objective is None
                                             and self.space not in TABLE_SPACES):
+            ignored = [name for name, value in (("fitness", self.fitness), ("table", self.table),
+                                                ("report", self.report)) if value]
+            if ignored:
+                raise SettingsError(
+                    f"{', '.join(ignored)} name{'s' if len(ignored) == 1 else ''} benchmark-table "
+                    f"columns, but the {self.space} space trains its candidates (fitness: the "
+                    f"trained network's accuracy); leave "
+                    f"{', '.join('--' + n for n in ignored)} out")
             # the search's seed also seeds training, unless the options name one
             options = {"seed": self.seed, **self.objective_options}
             return make_objective("training", **options)
         if self.objective not in (None, "table"):
             raise SettingsError(f"unknown objective {self.objective!r}; use 'table' (the "
                                 f"benchmark's table) or 'training'")
+        if self.objective_options:
+            flags = ", ".join(sorted(self.objective_options))
+            raise SettingsError(f"the {self.space} space is scored from its benchmark table, so "
+                                f"training options ({flags}) do not apply; leave them out "
+                                f"(or pass objective='training' to train its cells)")
         if self.space == "nasbench201":
             report = list(self.report) or ["cifar10_test_200ep"]
             return make_objective("nasbench201", fitness=self.fitness or "cifar10_valid_valid_200ep",
