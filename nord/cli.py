@@ -95,10 +95,22 @@ def _search(args) -> int:
         summary = run_search(settings, args.out, resume=args.resume, callbacks=callbacks,
                              explicit=explicit)
     print(f"{args.out}: {summary.line()}")
-    if summary.best is not None:
-        metrics = ", ".join(f"{k}={v}" for k, v in summary.best.metrics.items())
-        print(f"best: #{summary.best.id} {metrics}")
+    best = summary.best
+    if best is not None and best.status in ("ok", "cached"):
+        metrics = ", ".join(f"{k}={v}" for k, v in best.metrics.items())
+        print(f"best: #{best.id} {metrics}")
+        print(f"      {_described(args.out, best.architecture)}")
+    elif best is not None:
+        print(f"no evaluation succeeded; see nord report {args.out} for the reasons")
     return 0
+
+
+def _described(out, architecture) -> str:
+    """The best architecture as its space describes it (the report's way)."""
+    from nord.analysis.report import Report
+    from nord.execution.store import RunStore
+    with RunStore(f"{out}/run.sqlite", create=False) as store:
+        return Report(store)._describe(architecture)
 
 
 def _report(args) -> int:

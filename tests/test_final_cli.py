@@ -177,3 +177,31 @@ def test_damaged_run_stores_are_clear_errors(tmp_path, capsys):
                     ["search", "--out", str(run), "--resume"]):
         assert main(command) == 2
         assert "is not a readable run store" in capsys.readouterr().err
+
+
+@needs_fashion_mnist
+def test_a_training_search_reports_its_best_architecture_by_name(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--space", "remnet", "--budget", "3", "--population", "2",
+                 "--sample", "2", "--percentage", "0.02", "--channels", "8", "--quiet",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert main(["report", str(out)]) == 0
+    report = (out / "summary.md").read_text()
+    described = [line for line in report.splitlines() if line.startswith("IN -> ")]
+    assert len(described) == 1 and described[0] in printed  # table 6.1 names, not JSON
+    assert "| fitness | None |" not in report and "| channels | 8 |" in report
+    assert "| training and scoring time (measured) |" in report
+
+
+def test_a_report_of_a_run_where_everything_failed_says_so(tmp_path):
+    from nord.analysis.report import Report
+    from nord.execution.store import RunStore
+    with RunStore(tmp_path / "run.sqlite") as store:
+        store.set_meta(settings={"space": "remnet"})
+        for i in range(2):
+            store.record_ask(i, {"bad": i}, None, str(i), {}, 0.0)
+            store.record_result(i, "failed", 0.0, error="RuntimeError: diverged")
+        text = Report(store).markdown()
+    assert "## No successful evaluation" in text and "## Best architecture" not in text
+    assert "- #0 failed: RuntimeError: diverged" in text

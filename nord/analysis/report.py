@@ -45,22 +45,31 @@ class Report:
         lines = [f"# Search report: {s.get('strategy', '?')} on {s.get('space', '?')}", ""]
         lines += ["| setting | value |", "|---|---|"]
         for key in ("space", "strategy", "budget", "population", "sample", "seed", "fitness",
-                    "cache", "executor", "workers"):
-            if key in s:
+                    "cache", "executor", "workers", "threads", "synchronous", "cycle_size"):
+            if s.get(key) is not None:
                 lines.append(f"| {key} | {s[key]} |")
+        for key, value in {**self.meta.get("space_settings", {}),
+                           **(s.get("objective_options") or {})}.items():
+            if value is not None and not isinstance(value, (dict, list)):
+                lines.append(f"| {key} | {value} |")
         lines.append("")
         best = self.best
         if best is None:
             lines.append("No evaluation has finished yet.")
             return "\n".join(lines) + "\n"
-        lines += ["## Best architecture", "",
-                  f"Evaluation #{best.id} (found after {self._position(best) + 1} evaluations), "
-                  f"fitness **{best.fitness:.6g}**.", ""]
+        if best.status not in ("ok", "cached"):
+            lines += ["## No successful evaluation", "",
+                      f"All {len(self.records)} finished evaluations failed or were invalid; "
+                      f"the first reasons are listed below.", ""]
+        else:
+            lines += ["## Best architecture", "",
+                      f"Evaluation #{best.id} (result {self._position(best) + 1} of "
+                      f"{len(self.records)} to arrive), fitness **{best.fitness:.6g}**.", ""]
         if best.metrics:
             lines += ["| metric | value |", "|---|---|"]
             lines += [f"| {k} | {_cell(v)} |" for k, v in best.metrics.items()]
             lines.append("")
-        lines += ["Architecture:", "", "```", _pretty(best.architecture), "```", ""]
+        lines += ["Architecture:", "", "```", self._describe(best.architecture), "```", ""]
         counts = self.statuses()
         ok = [r for r in self.records if r.status in ("ok", "cached")]
         logic = [(r.ask_seconds or 0) + (r.tell_seconds or 0) for r in self.records]
@@ -75,7 +84,7 @@ class Report:
                   f"| wall time | {self.meta.get('wall_seconds', float('nan')):.2f} s |",
                   f"| time in evaluations | {sum(evaluating):.2f} s |",
                   f"| search-logic overhead (ask + tell) | {1000 * np.mean(logic):.3f} ms per step |",
-                  f"| simulated training time | {sum(r.cost or 0 for r in self.records):.0f} s |",
+                  self._training_time_row(),
                   ""]
         failures = [r for r in self.records if r.status in ("invalid", "not_in_table", "failed")]
         if failures:
@@ -87,6 +96,24 @@ class Report:
         lines += ["## Figures", "", "![best so far](best_so_far.png)", "",
                   "![fitness ECDF](fitness_ecdf.png)", ""]
         return "\n".join(lines)
+
+    def _describe(self, architecture) -> str:
+        """The space's own description of an architecture (table 6.1 names for
+        REMNet genomes, ...), or its stored JSON where the space cannot say."""
+        try:
+            from nord.design.spaces import get_space
+            space = get_space(self.settings["space"], **self.meta.get("space_settings", {}))
+            return space.describe(space.decode(architecture))
+        except Exception:  # an unknown or changed space: the stored form still reads
+            return _pretty(architecture)
+
+    def _training_time_row(self) -> str:
+        costs = [r.cost for r in self.records if r.cost]
+        if self.settings.get("space") in ("nasbench101", "nasbench201"):
+            if not costs:
+                return "| simulated training time | - (the table holds no training times) |"
+            return f"| simulated training time (the table's) | {sum(costs):.0f} s |"
+        return f"| training and scoring time (measured) | {sum(costs):.1f} s |"
 
     def _position(self, record: EvaluationRecord) -> int:
         return [r.id for r in self.records].index(record.id)
