@@ -17,10 +17,14 @@ class ProgressBar:
     """
 
     def __init__(self, total: Optional[int] = None, description: Optional[str] = None) -> None:
-        from tqdm import tqdm
-        self.bar = tqdm(total=total, desc=description, unit="eval", dynamic_ncols=True)
+        self.total, self.description = total, description
+        self.bar = None  # drawn at the first evaluation, so set-up errors print alone
 
     def __call__(self, event: ProgressEvent) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=event.budget, desc=self.description, unit="eval",
+                            dynamic_ncols=True)
         self.bar.total = event.budget
         self.bar.set_postfix(best=f"{event.best_fitness:.4g}", refresh=False)
         self.bar.update(event.done - self.bar.n)
@@ -29,4 +33,5 @@ class ProgressBar:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()

@@ -24,6 +24,7 @@ up to that size too, so every valid descriptor compiles.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -140,7 +141,14 @@ def _plan_node(name: str, spec, source_names: List[str], shapes: Dict[str, Shape
         if f"{name!r}" in str(error):
             raise
         raise ShapeError(f"layer {name!r}: {error}") from error
-    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+    except KeyError as error:
+        missing = error.args[0] if error.args else "?"
+        close = difflib.get_close_matches(str(missing), [str(k) for k in spec.params], n=1)
+        hint = f" (is {close[0]!r} a misspelling of it?)" if close else ""
+        raise CompilationError(
+            f"layer {name!r} ({kind.name}) needs the parameter {missing!r}, which its "
+            f"parameters {spec.params} lack{hint}") from error
+    except (TypeError, ValueError, ArithmeticError) as error:
         raise CompilationError(
             f"layer {name!r} ({kind.name}) has unusable parameters {spec.params}: "
             f"{type(error).__name__}: {error}") from error

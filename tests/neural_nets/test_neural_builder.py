@@ -274,3 +274,11 @@ def test_summary_lists_layers_and_total():
     # d's 254 parameters: its 4->6 3x3 conv (222) plus b's 8->4 projection (32)
     assert lines[4].split() == ["d", "Conv2d", "8x8x8,", "4x16x16", "6x6x6", "254"]
     assert lines[-1] == "total parameters: 2,940"
+
+
+def test_a_missing_or_misspelled_parameter_names_the_layer_and_suggests():
+    d = NeuralDescriptor()
+    d.add_layer(nn.Conv2d, {"out_chanels": 4, "kernel_size": 3}, "conv")
+    with pytest.raises(CompilationError, match=r"layer 'conv' \(Conv2d\) needs the parameter "
+                       r"'out_channels'.*is 'out_chanels' a misspelling"):
+        NeuralNet(d, 10, (28, 28), 1)
