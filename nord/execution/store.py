@@ -16,13 +16,13 @@ survives the process being killed (not necessarily a power cut), without an
 from __future__ import annotations
 
 import json
-import pickle
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+from nord import safe_pickle
 from nord.errors import NordError
 
 __all__ = ["RunStore", "EvaluationRecord", "StoreError", "STATUSES", "MEMORY"]
@@ -205,7 +205,7 @@ class RunStore:
 
     def _save_state(self, state: dict) -> None:
         self.db.execute("INSERT OR REPLACE INTO strategy_state VALUES (1, ?, ?)",
-                        (time.time(), pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
+                        (time.time(), safe_pickle.dumps(state)))
 
     # ------------------------------------------------------------- reading
     def load_state(self) -> Optional[dict]:
@@ -213,7 +213,7 @@ class RunStore:
         if row is None:
             return None
         try:
-            return pickle.loads(row[0])  # a run folder is trusted input, like any pickle
+            return safe_pickle.loads(row[0])  # plain data only: loading runs no code
         except Exception as error:
             raise StoreError(f"the strategy state in {self.path} does not load "
                              f"({type(error).__name__}: {error}); the store is damaged or "

@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-import pickle
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
@@ -39,6 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nord import safe_pickle
 from nord.design.spaces.nasbench101 import INPUT, OUTPUT, OUTPUT_LAYER_NAME, NASBench101Space
 from nord.design.strategies.base import Strategy, StrategyError
 from nord.neural_nets.neural_descriptor import NeuralDescriptor
@@ -321,7 +321,7 @@ class DQNAgent(Strategy):
             torch.save({"policy": self.policy_net.state_dict(),
                         "target": self.target_net.state_dict(),
                         "optimizer": self.optimizer.state_dict()}, buffer)
-            memory = pickle.dumps(self.memory.state_dict(), protocol=pickle.HIGHEST_PROTOCOL)
+            memory = safe_pickle.dumps(self.memory.state_dict())
             self._saved = (self.episodes, buffer.getvalue(), memory)
         state.update(networks=self._saved[1], memory=self._saved[2],
                      steps_done=self.steps_done,
@@ -335,7 +335,8 @@ class DQNAgent(Strategy):
         self.target_net.load_state_dict(networks["target"])
         self.optimizer.load_state_dict(networks["optimizer"])
         memory = state["memory"]
-        self.memory.load_state_dict(pickle.loads(memory) if isinstance(memory, bytes) else memory)
+        self.memory.load_state_dict(safe_pickle.loads(memory) if isinstance(memory, bytes)
+                                    else memory)
         self.steps_done = int(state["steps_done"])
         self.episodes = int(state["episodes"])
         self.episode_transitions = copy.deepcopy(dict(state["episode_transitions"]))
