@@ -46,7 +46,7 @@ def test_table_found_through_nord_data_and_cache(no_default_data):
     cached.write_text(text)
     partial = NATSBench_Evaluator()
     assert partial.source == str(cached) and len(partial) == 1
-    assert partial.descriptor_evaluate(listing_3_3()) == [88.598]
+    assert partial.descriptor_evaluate(listing_3_3(), ["validation_accuracy"]) == [88.598]
     with pytest.raises(NotInTableError, match="does not hold it"):
         partial.evaluate_string(BEST)
     nord_data = tmp / "data" / "nasbench201" / "nb201_tables.csv"
