@@ -49,7 +49,8 @@ def test_demo_searches_real_fashion_mnist_reproducibly(tmp_path, capsys):
 def test_demo_reports_missing_data_clearly(tmp_path, capsys):
     code = main(["demo", "--data-root", str(tmp_path), "--out", str(tmp_path / "out")])
     assert code == 2
-    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "apt-get install dataset-fashion-mnist" in err and "--data-root" in err
     assert not (tmp_path / "out").exists()
 
 

@@ -74,7 +74,7 @@ def find_fashion_mnist(root: Optional[os.PathLike] = None) -> Path:
     raise DataNotFoundError(
         f"Fashion-MNIST not found (looked in: {looked}). Install Debian's package "
         f"('apt-get install dataset-fashion-mnist'), or put the four official files "
-        f"({', '.join(needed)}) in $NORD_DATA/fashion-mnist or pass root=")
+        f"({', '.join(needed)}) in $NORD_DATA/fashion-mnist or pass root= (--data-root on the command line)")
 
 
 def load_fashion_mnist(split: str = "train", root: Optional[os.PathLike] = None,

@@ -140,6 +140,9 @@ class NeuralNet(nn.Module):
                  head: Optional[HeadFactory] = None, interpolation: str = "linear",
                  registry: Optional[LayerRegistry] = None):
         super().__init__()
+        if num_classes is not None and int(num_classes) < 1:
+            raise CompilationError(f"num_classes must be at least 1 (or None for no head), "
+                                   f"got {num_classes}")
         registry = registry or default_registry()
         #: what the network was compiled with (export rebuilds it from this)
         self.build_settings = {"num_classes": num_classes, "input_shape": input_shape,

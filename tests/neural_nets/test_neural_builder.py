@@ -282,3 +282,11 @@ def test_a_missing_or_misspelled_parameter_names_the_layer_and_suggests():
     with pytest.raises(CompilationError, match=r"layer 'conv' \(Conv2d\) needs the parameter "
                        r"'out_channels'.*is 'out_chanels' a misspelling"):
         NeuralNet(d, 10, (28, 28), 1)
+
+
+def test_a_head_needs_at_least_one_class():
+    d = NeuralDescriptor()
+    d.add_layer(nn.Conv2d, {"out_channels": 4, "kernel_size": 3})
+    with pytest.raises(CompilationError, match="num_classes must be at least 1"):
+        NeuralNet(d, 0, (8, 8), 1)
+    assert NeuralNet(d, None, (8, 8), 1)(torch.zeros(1, 1, 8, 8)).shape == (1, 4, 6, 6)
