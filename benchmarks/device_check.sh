@@ -33,7 +33,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
 echo "== cuda-marked tests"
-timeout 120 "$PYTHON" -m pytest -q -m cuda -p no:cacheprovider tests 2>&1 | tee "$OUT/cuda_tests.log" | tail -15
+CUDA_TESTS=$(grep -rl "mark.cuda" tests --include="test_*.py" | sort)
+timeout 180 "$PYTHON" -m pytest -q -rs -m cuda -p no:cacheprovider $CUDA_TESTS 2>&1 \
+    | tee "$OUT/cuda_tests.log" | tail -15
 
 echo "== REMNet final training: C in $CHANNELS, $EPOCHS epochs"
 pids=()
