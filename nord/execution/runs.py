@@ -202,7 +202,9 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
         if "settings" not in meta:
             raise SettingsError(f"{path} holds no search settings; it was not written by "
                                 f"run_search / nord search")
-        settings = _resumed_settings(SearchSettings.from_dict(meta["settings"]),
+        # resolved first: a run stored before cycle_size was written out keeps the
+        # cycle of the workers it was started with
+        settings = _resumed_settings(SearchSettings.from_dict(meta["settings"]).resolved(),
                                      dict(explicit or {}))
     elif settings is None:
         raise SettingsError("settings are needed to start a run")
