@@ -79,6 +79,9 @@ class Report:
                   f"| evaluations finished | {len(self.records)} |",
                   f"| pending | {self.pending} |"]
         lines += [f"| {status} | {n} |" for status, n in sorted(counts.items())]
+        if counts.get("cached"):
+            lines.append(f"| share of the budget spent on repeats (cached) | "
+                         f"{counts['cached'] / len(self.records):.0%} |")
         lines += [f"| mean fitness of successful evaluations | {np.mean([r.fitness for r in ok]):.6g} |"
                   if ok else "| mean fitness | - |",
                   f"| wall time | {self.meta.get('wall_seconds', float('nan')):.2f} s |",
