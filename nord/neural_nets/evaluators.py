@@ -183,7 +183,8 @@ class LocalEvaluator:
         key = (dataset, percentage)
         if key not in self._data:
             config = self.configs[dataset]
-            logger.info("loading %s (%.3g%% of the training set)", dataset, 100 * percentage)
+            logger.info("loading %s (asking its loader for %.3g%% of the training set)",
+                        dataset, 100 * percentage)
             self._data[key] = config.data_load(percentage, **self.data_options)
         return self._data[key]
 
