@@ -3,6 +3,7 @@
 import csv
 import gzip
 import random
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,10 +14,13 @@ from torch import nn
 from nord.errors import NordError, OutOfSearchSpaceError, SerializationError
 from nord.neural_nets import NeuralDescriptor
 from nord.neural_nets.graph_hash import (
+    EXACT_WL_MAX_VERTICES,
     NASBENCH101_OPS,
     descriptor_hash,
+    graph_hash,
     nasbench101_hash,
     prune_nasbench101,
+    refined_hash,
     wl_hash,
 )
 
@@ -396,3 +400,277 @@ def test_nb101_cell_as_descriptor_hash_is_isomorphism_invariant():
         p_edges = [(i, j) for i in range(n) for j in range(n) if permuted[i][j]]
         assert (descriptor_hash(_build([(op, {}) for op in permuted_ops], p_edges, rng))
                 == descriptor_hash(_build(layers, edges)))
+
+
+# ---------------------------------------------------------------- pinned values, speed
+# Hashes key caches and run stores on disk, so these values were recorded from
+# the quadratic implementation before it was made fast; they must never change.
+_KINDS = [(nn.Conv2d, {"in_channels": 8, "out_channels": 8, "kernel_size": 3}),
+          (nn.ReLU, {}), (nn.BatchNorm2d, {"num_features": 8})]
+
+
+def _long_chain(n, names=None):
+    """input, then conv/relu/batch-norm repeating, then a sum: ``n`` layers."""
+    names = names or ["in"] + [f"l{i}" for i in range(n - 2)] + ["out"]
+    d = NeuralDescriptor()
+    d.add_layer("input", {}, names[0])
+    for i in range(n - 2):
+        d.add_layer_sequential(*_KINDS[i % 3], names[i + 1])
+    d.add_layer_sequential("sum", {}, names[-1])
+    return d
+
+
+def _sparse_dag(n, seed):
+    """(layers, edges) of a network-like DAG: each node reads its predecessor
+    and up to two of the 20 before it (multi-input sums)."""
+    rng = random.Random(seed)
+    kinds = _KINDS[:2] + [(nn.Identity, {})]
+    layers = [("input", {})] + [rng.choice(kinds) for _ in range(n - 2)] + [("sum", {})]
+    edges = set()
+    for v in range(1, n):
+        edges.add((v - 1, v))
+        for _ in range(rng.randrange(3)):
+            edges.add((rng.randrange(max(0, v - 20), v), v))
+    return layers, sorted(edges)
+
+
+def _residual(blocks):
+    """in -> blocks of conv-bn-relu-conv with a skip into a sum -> out."""
+    d = NeuralDescriptor()
+    d.add_layer("input", {}, "in")
+    prev = "in"
+    for b in range(blocks):
+        a = d.add_layer(*_KINDS[0], f"b{b}_conv_a")
+        n = d.add_layer(*_KINDS[2], f"b{b}_bn")
+        r = d.add_layer(*_KINDS[1], f"b{b}_relu")
+        c = d.add_layer(*_KINDS[0], f"b{b}_conv_b")
+        s = d.add_layer("sum", {}, f"b{b}_sum")
+        for src, dst in ((prev, a), (a, n), (n, r), (r, c), (c, s), (prev, s)):
+            d.connect_layers(src, dst)
+        prev = s
+    d.add_layer(nn.Flatten, {}, "out")
+    d.connect_layers(prev, "out")
+    d.first_layer, d.last_layer = "in", "out"
+    return d
+
+
+def _parallel_branches(width, depth):
+    """in -> ``width`` identical chains of ``depth`` layers -> sum (symmetric)."""
+    d = NeuralDescriptor()
+    d.add_layer("input", {}, "in")
+    d.add_layer("sum", {}, "out")
+    for w in range(width):
+        prev = "in"
+        for k in range(depth):
+            name = d.add_layer(*_KINDS[k % 3], f"w{w}_{k}")
+            d.connect_layers(prev, name)
+            prev = name
+        d.connect_layers(prev, "out")
+    d.first_layer, d.last_layer = "in", "out"
+    return d
+
+
+def _with_cycle():
+    d = _chain()
+    d.connect_layers("c2", "c1")  # c1 -> r1 -> c2 -> c1, all on the in -> out path
+    return d
+
+
+def _without_path():
+    d = _chain()
+    d.disconnect_layers("r1", "c2")
+    return d
+
+
+def _nb201(arch):
+    from nord.neural_nets.benchmarks.nasbench201 import arch_to_descriptor
+    return arch_to_descriptor(arch)
+
+
+def _nb101_descriptor():
+    from nord.neural_nets.benchmarks.nasbench101_cells import matrix_to_descriptor
+    flat = "0110010000100000000100000101000001000000010000000"
+    matrix = [[int(flat[i * 7 + j]) for j in range(7)] for i in range(7)]
+    return matrix_to_descriptor(matrix, ["input", CONV3, CONV3, POOL, CONV3, CONV1, "output"])
+
+
+_NB201_BEST = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
+               "|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+_NB201_LISTING_3_3 = ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+"
+                      "|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|")
+_NB201_ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+PINNED_CASES = {
+    "chain_5": _chain,
+    "chain_60": lambda: _long_chain(60),
+    "chain_200": lambda: _long_chain(200),
+    "residual_6": lambda: _residual(6),
+    "sparse_dag_40": lambda: _build(*_sparse_dag(40, seed=1)),
+    "sparse_dag_150": lambda: _build(*_sparse_dag(150, seed=2)),
+    "dense_dag_12": lambda: _build(*_random_dag(random.Random(12), 12)),
+    "parallel_4x5": lambda: _parallel_branches(4, 5),
+    "cyclic": _with_cycle,
+    "no_path": _without_path,
+    "nb201_best": lambda: _nb201(_NB201_BEST),
+    "nb201_listing_3_3": lambda: _nb201(_NB201_LISTING_3_3),
+    "nb201_all_none": lambda: _nb201(_NB201_ALL_NONE),
+    "nb101_cell": _nb101_descriptor,
+}
+
+PINNED = {
+    "chain_5": "63bf11a59487e0748e4dc6f036a53f4f",
+    "chain_60": "754ec35d4f4e8664d34b6b3e2e380be0",
+    "chain_200": "d0d758c3ecb20764675e3b95497553cf",
+    "residual_6": "78462817b5f489b41c13efc2a3dff91b",
+    "sparse_dag_40": "ad0c098c886901549086584497db947a",
+    "sparse_dag_150": "258f9bd4427d266754221d67d8032e46",
+    "dense_dag_12": "2baf51a1f7743f74944e2fe5b12c9366",
+    "parallel_4x5": "de3f0c212b6ecb85ec6042f9342b29c5",
+    "cyclic": "f561249829cef5f92ed362867fefbbdd",
+    "no_path": "604dd5896e9d587782945f35ca5b7426",
+    "nb201_best": "d274bb988bf7f6c0448213a052dbd2e1",
+    "nb201_listing_3_3": "fc7871f39d153a7cb8fe5b1fdb01e481",
+    "nb201_all_none": "30b02f311838024aa471f9aec8256378",
+    "nb101_cell": "360cc56f439374684f1094fbd884e428",
+}
+
+
+@pytest.mark.parametrize("case", sorted(PINNED))
+def test_hashes_recorded_before_the_speed_up_are_unchanged(case):
+    d = PINNED_CASES[case]()
+    assert descriptor_hash(d) == d.canonical_hash() == PINNED[case]
+
+
+def _shuffled_copy(d, rng):
+    """The same graph with new layer names and shuffled insertion orders."""
+    rename = {name: f"x{rng.randrange(10**9)}_{i}" for i, name in enumerate(d.layers)}
+    order = list(d.layers)
+    rng.shuffle(order)
+    edges = list(d.edges())
+    rng.shuffle(edges)
+    copy = NeuralDescriptor()
+    for name in order:
+        copy.add_layer(d.layers[name].layer, d.layers[name].params, rename[name])
+    for src, dst in edges:
+        copy.connect_layers(rename[src], rename[dst])
+    copy.first_layer, copy.last_layer = rename[d.first_layer], rename[d.last_layer]
+    return copy
+
+
+@pytest.mark.parametrize("case", ["residual_6", "sparse_dag_40", "sparse_dag_150",
+                                  "parallel_4x5", "nb201_best", "nb101_cell", "cyclic"])
+def test_renamed_and_permuted_copies_keep_the_recorded_hash(case):
+    rng = random.Random(case)
+    for _ in range(3):
+        assert descriptor_hash(_shuffled_copy(PINNED_CASES[case](), rng)) == PINNED[case]
+
+
+def test_largest_exactly_hashed_graphs_keep_their_recorded_hash():
+    # Up to EXACT_WL_MAX_VERTICES layers the hash is the original one.
+    assert EXACT_WL_MAX_VERTICES == 512
+    assert descriptor_hash(_long_chain(512)) == "95bbd23eeced6be0daa0dfdde35067dd"
+    assert descriptor_hash(_build(*_sparse_dag(512, seed=3))) == \
+        "a91c80320779ee31fb7f499a7680185f"
+
+
+def test_large_graphs_have_pinned_near_linear_hashes():
+    assert descriptor_hash(_long_chain(513)) == "600540aea453f8338afbbf74e5b7278b"
+    assert descriptor_hash(_long_chain(4000)) == "8f2ee5973a8ea6ad80348fd22debce76"
+    assert descriptor_hash(_build(*_sparse_dag(4000, seed=4))) == \
+        "610793b05669fbf88c5f64bc28f599a1"
+    rng = random.Random(4)
+    assert descriptor_hash(_shuffled_copy(_build(*_sparse_dag(4000, seed=4)), rng)) == \
+        "610793b05669fbf88c5f64bc28f599a1"
+
+
+def _hash_seconds(d, repeats=3):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        descriptor_hash(d)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_hashing_time_grows_near_linearly():
+    # The quadratic version took 26-46 s for 4,000 layers, and 16x longer for
+    # 4x the layers; now quadrupling the size must cost well under 8x.
+    chain_4000 = _long_chain(4000)
+    assert _hash_seconds(chain_4000, repeats=1) < 3.0
+    small = [_long_chain(2000), _build(*_sparse_dag(2000, seed=5))]
+    large = [_long_chain(8000), _build(*_sparse_dag(8000, seed=6))]
+    small_time = sum(_hash_seconds(d) for d in small)
+    large_time = sum(_hash_seconds(d) for d in large)
+    assert large_time < 3.0
+    assert large_time / small_time < 8, (small_time, large_time)
+
+
+def test_a_long_chain_with_a_cycle_also_hashes_in_linear_time():
+    def looped(n):
+        labels = ["in"] + [str(i % 3) for i in range(n - 2)] + ["out"]
+        return labels, [(i, i + 1) for i in range(n - 1)] + [(n // 2 + 5, n // 2)]
+    small = min(_timed(refined_hash, *looped(2000)) for _ in range(3))
+    large = min(_timed(refined_hash, *looped(8000)) for _ in range(3))
+    assert large < 3.0 and large / small < 8, (small, large)
+    assert refined_hash(*looped(4000)) == "2e7def7f2be76b474f680e49db9f55c0"
+
+
+def _timed(function, *args):
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
+def _relabelled(labels, edges, rng):
+    perm = list(range(len(labels)))
+    rng.shuffle(perm)
+    new_labels = [None] * len(labels)
+    for old, new in enumerate(perm):
+        new_labels[new] = labels[old]
+    new_edges = [(perm[a], perm[b]) for a, b in edges]
+    rng.shuffle(new_edges)
+    return new_labels, new_edges
+
+
+def test_refined_hash_is_isomorphism_invariant_also_with_cycles():
+    rng = random.Random(17)
+    for _ in range(200):
+        n = rng.randrange(1, 12)
+        labels = [rng.randrange(3) for _ in range(n)]
+        edges = sorted({(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randrange(2 * n))})
+        if rng.random() < 0.5:
+            edges = [(a, b) for a, b in edges if a < b]  # a DAG
+        assert refined_hash(*_relabelled(labels, edges, rng)) == refined_hash(labels, edges)
+
+
+def test_refined_hash_separates_exactly_what_wl_hash_separates_on_small_graphs():
+    # Every DAG on 5 vertices (4 label patterns) and every digraph on 4 vertices.
+    pairs5 = [(i, j) for i in range(5) for j in range(i + 1, 5)]
+    pairs4 = [(i, j) for i in range(4) for j in range(4) if i != j]
+    graphs = [([p >> (v % 2) & 1 for v in range(5)],
+               [e for k, e in enumerate(pairs5) if mask >> k & 1])
+              for mask in range(1 << len(pairs5)) for p in range(4)]
+    graphs += [([0, 1, 1, 1], [e for k, e in enumerate(pairs4) if mask >> k & 1])
+               for mask in range(1 << len(pairs4))]
+    pairs = {(refined_hash(*g), wl_hash(*g)) for g in graphs}
+    assert len({r for r, _ in pairs}) == len({w for _, w in pairs}) == len(pairs) == 3096
+
+
+def test_refined_hash_tells_apart_long_chains_with_the_same_local_windows():
+    # Bounded-round WL cannot: both chains hold the same multiset of short windows.
+    def chain(runs):
+        labels = ["in"] + [kind for kind, count in runs for _ in range(count)] + ["out"]
+        return labels, [(i, i + 1) for i in range(len(labels) - 1)]
+    first = chain([("a", 10), ("b", 3), ("a", 10), ("b", 3), ("a", 20)])
+    second = chain([("a", 10), ("b", 3), ("a", 20), ("b", 3), ("a", 10)])
+    assert refined_hash(*first) != refined_hash(*second)
+    assert wl_hash(*first) != wl_hash(*second)
+
+
+def test_graph_hash_switches_on_the_vertex_count():
+    labels = ["in"] + ["x"] * (EXACT_WL_MAX_VERTICES - 2) + ["out"]
+    edges = [(i, i + 1) for i in range(len(labels) - 1)]
+    assert graph_hash(labels, edges) == wl_hash(labels, edges)
+    labels.insert(1, "x")
+    edges.append((len(labels) - 2, len(labels) - 1))
+    assert graph_hash(labels, edges) == refined_hash(labels, edges) != wl_hash(labels, edges)
