@@ -21,8 +21,12 @@ __all__ = [
     "NoPathError",
     "UnknownOpError",
     "SerializationError",
+    "UntrustedCodeError",
+    "UntrustedLayerError",
+    "IntegrityError",
     "CompilationError",
     "ShapeError",
+    "NetworkTooLargeError",
     "MissingDependencyError",
     "OutOfSearchSpaceError",
     "MetricNotAvailableError",
@@ -80,6 +84,19 @@ class SerializationError(DescriptorError):
     """A descriptor could not be written to or read from JSON."""
 
 
+class UntrustedCodeError(NordError, ValueError):
+    """A file names code (a layer class, a head builder) that is neither NORD's own,
+    torch.nn's, nor registered; NORD refused it without importing or calling it."""
+
+
+class UntrustedLayerError(SerializationError, UntrustedCodeError):
+    """A descriptor file names a layer class outside torch.nn, NORD and the registry."""
+
+
+class IntegrityError(NordError, ValueError):
+    """A saved file does not match the hash recorded for it, or holds NaN/inf weights."""
+
+
 class CompilationError(NordError):
     """A valid descriptor could not be turned into a network."""
 
@@ -88,8 +105,17 @@ class ShapeError(CompilationError, ValueError):
     """A layer cannot accept the shape of the tensor that reaches it."""
 
 
+class NetworkTooLargeError(CompilationError, ValueError):
+    """A network whose tensors or weights would be too large to allocate."""
+
+
 class DataNotFoundError(NordError, FileNotFoundError):
     """A data set is missing or damaged; the message says how to get it."""
+
+
+class DamagedDataError(DataNotFoundError):
+    """A data file is there but wrong: truncated, cut short, or holding other data
+    (an image where labels belong); the message names the file and what was expected."""
 
 
 class UnknownDatasetError(NordError, LookupError):
@@ -129,3 +155,7 @@ class SettingsError(NordError, ValueError):
 
 class OutOfSearchSpaceError(NordError, ValueError):
     """An architecture lies outside a benchmark's search space."""
+
+
+class WorkerStartError(NordError):
+    """Worker processes of a pool keep dying before they can evaluate anything."""

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from nord.data_curators.download import cache_dir, downloads_allowed, fetch, safe_extract_zip
-from nord.errors import DataNotFoundError
+from nord.data_curators.fashion_mnist import sniff_format
+from nord.errors import DamagedDataError, DataNotFoundError
 
 __all__ = ["ACTIVITY_RECOGNITION_CLASSES", "ACTIVITY_RECOGNITION_URL",
            "read_participant_csv", "find_activity_recognition", "participant_windows",
@@ -78,8 +79,8 @@ def _first_bad_line(path: Path) -> str:
     return "unreadable contents"
 
 
-def _malformed(path: Path) -> DataNotFoundError:
-    return DataNotFoundError(
+def _malformed(path: Path) -> DamagedDataError:
+    return DamagedDataError(
         f"{path} is malformed: {_first_bad_line(path)} (rows must be "
         f"sequential_number,x,y,z,label); replace it with the official file")
 
@@ -87,6 +88,16 @@ def _malformed(path: Path) -> DataNotFoundError:
 def read_participant_csv(path: os.PathLike) -> Tuple[np.ndarray, np.ndarray]:
     """Signals ``(T, 3)`` float64 (x, y, z) and labels ``(T,)`` int64 (0..7) of one file."""
     path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            kind = sniff_format(handle.read(16))
+    except OSError as error:
+        raise DataNotFoundError(f"{path} could not be read ({error}); check the path and "
+                                f"its permissions") from error
+    if kind:
+        raise DamagedDataError(f"{path} is {kind}, not a participant CSV file (rows "
+                               f"sequential_number,x,y,z,label); replace it with the "
+                               f"official file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"

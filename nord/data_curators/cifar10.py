@@ -44,9 +44,10 @@ import torch
 
 from nord.data_curators.download import (cache_dir, downloads_allowed, fetch,
                                          safe_extract_tar, sha256_of)
+from nord.data_curators.fashion_mnist import sniff_format
 from nord.data_curators.image_folders import (load_image_archive_split,
                                               load_image_tree_split)
-from nord.errors import DataNotFoundError
+from nord.errors import DamagedDataError, DataNotFoundError
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10_URL",
            "CIFAR10_SHA256", "CIFAR10_JPEG_SHA256", "read_cifar10_batch",
@@ -103,8 +104,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
                                      f"arrays and plain Python values are allowed")
 
 
-def _corrupt(path: Path, why: str) -> DataNotFoundError:
-    return DataNotFoundError(
+def _corrupt(path: Path, why: str) -> DamagedDataError:
+    return DamagedDataError(
         f"{path} is corrupt or truncated ({why}); it is not an official CIFAR-10 "
         f"batch. Delete the folder and download it again from {CIFAR10_URL}")
 
@@ -120,6 +121,9 @@ def read_cifar10_batch(path: os.PathLike) -> Tuple[np.ndarray, np.ndarray]:
     except OSError as error:
         raise DataNotFoundError(f"{path} could not be read ({error}); get the "
                                 f"official files from {CIFAR10_URL}") from error
+    kind = sniff_format(raw)
+    if kind:
+        raise _corrupt(path, f"it is {kind}, not a pickled batch")
     try:
         batch = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as error:  # any unpickling failure means a damaged file
@@ -138,13 +142,17 @@ def read_cifar10_batch(path: os.PathLike) -> Tuple[np.ndarray, np.ndarray]:
         raise _corrupt(path, f"'data' must be a uint8 array of shape (N, {_PIXELS}), "
                              f"got {type(data).__name__} {shape}")
     try:
-        labels = np.asarray(batch["labels"], dtype=np.int64)
+        labels = np.asarray(batch["labels"])
     except (TypeError, ValueError) as error:
         raise _corrupt(path, f"'labels' are not integers: {error}") from error
+    if labels.size and labels.dtype.kind not in "iu":  # floats would be truncated silently
+        raise _corrupt(path, f"'labels' are not integers (they are {labels.dtype})")
+    labels = labels.astype(np.int64)
     if labels.shape != (data.shape[0],):
         raise _corrupt(path, f"{data.shape[0]} images but 'labels' has shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
-        raise _corrupt(path, "labels outside 0..9")
+        item = int(np.flatnonzero((labels < 0) | (labels >= len(CIFAR10_CLASSES)))[0])
+        raise _corrupt(path, f"labels outside 0..9 (label {labels[item]} of item {item})")
     return data.reshape(-1, 3, _SIDE, _SIDE), labels
 
 

@@ -114,8 +114,12 @@ def _tree_manifest(split_dir: Path, relative: Sequence[str]) -> dict:
             "newest_mtime_ns": newest, "fingerprint": digest.hexdigest()}
 
 
-def _read_cached(folder: Path, manifest: dict):
-    """The cached ``(images, labels)`` if ``folder`` holds them for ``manifest``."""
+def _read_cached(folder: Path, manifest: dict, size: Tuple[int, int], classes: int):
+    """The cached ``(images, labels)`` if ``folder`` holds them for ``manifest``.
+
+    Arrays of another image size, or labels outside ``0..classes-1``, are not
+    trusted (the data are decoded again).
+    """
     try:
         if json.loads((folder / "manifest.json").read_text()) != manifest:
             return None
@@ -124,8 +128,15 @@ def _read_cached(folder: Path, manifest: dict):
     except (OSError, ValueError):
         return None
     count = manifest.get("files")
-    if images.dtype != np.uint8 or images.ndim != 4 or labels.dtype != np.int64 \
-            or labels.shape != (len(images),) or (count is not None and count != len(images)):
+    if images.dtype != np.uint8 or images.shape[1:] != (3, size[1], size[0]) \
+            or labels.dtype != np.int64 or labels.shape != (len(images),) \
+            or (count is not None and count != len(images)):
+        logger.warning("the decoded images cached in %s do not match their manifest; "
+                       "decoding them again", folder)
+        return None
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        logger.warning("the decoded labels cached in %s lie outside 0..%d; decoding the "
+                       "images again", folder, classes - 1)
         return None
     return images, labels
 
@@ -164,7 +175,7 @@ def load_image_tree_split(root: os.PathLike, split: str, classes: Sequence[str],
     relative, labels = list_class_folder_images(split_dir, classes)
     manifest = _tree_manifest(split_dir, relative)
     folder = _cache_folder(Path(cache), "tree", split_dir, split)
-    cached = _read_cached(folder, manifest)
+    cached = _read_cached(folder, manifest, size, len(classes))
     if cached is not None:
         logger.debug("using decoded images cached in %s", folder)
         return cached
@@ -215,7 +226,7 @@ def load_image_archive_split(archive: os.PathLike, split: str, classes: Sequence
     manifest = {"version": _MANIFEST_VERSION, "source": str(archive), "split": split,
                 "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     folder = _cache_folder(Path(cache), "archive", archive, split)
-    cached = _read_cached(folder, manifest)
+    cached = _read_cached(folder, manifest, size, len(classes))
     if cached is not None:
         logger.debug("using decoded images cached in %s", folder)
         return cached

@@ -13,7 +13,7 @@ from nord.data_curators.activity_recognition import (
     participant_windows,
     read_participant_csv,
 )
-from nord.errors import DataNotFoundError
+from nord.errors import DamagedDataError, DataNotFoundError
 
 NESTED = "Activity Recognition from Single Chest-Mounted Accelerometer"
 
@@ -258,3 +258,13 @@ def test_bad_arguments_are_value_errors(dataset, kwargs, match):
     folder, _ = dataset
     with pytest.raises(ValueError, match=match):
         load_activity_recognition(root=folder, **kwargs)
+
+
+def test_an_image_handed_as_a_participant_file_fails_at_load(tmp_path):
+    _write(tmp_path, 1, np.zeros((60, 3)), [1] * 60)
+    (tmp_path / "2.csv").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200))
+    with pytest.raises(DamagedDataError) as caught:
+        load_activity_recognition("test", tmp_path, test_participants=1)
+    assert str(caught.value) == (f"{tmp_path / '2.csv'} is a JPEG image, not a participant CSV "
+                                 f"file (rows sequential_number,x,y,z,label); replace it with "
+                                 f"the official file")

@@ -25,7 +25,7 @@ from nord.data_curators.cifar10 import (
     load_class_folders,
     read_cifar10_batch,
 )
-from nord.errors import DataNotFoundError
+from nord.errors import DamagedDataError, DataNotFoundError
 
 PER_BATCH = 20
 SHARED_ARCHIVE = (Path(__file__).resolve().parents[2].parent
@@ -118,6 +118,12 @@ def test_modern_pickles_load_too(tmp_path):
         assert labels.tolist() == batch[b"labels"]
 
 
+def _png_bytes():
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("damage,why", [
     (lambda raw, batch: b"\x00garbage, not a pickle" * 20, "not a readable pickle"),
     (lambda raw, batch: raw[: len(raw) // 2], "not a readable pickle"),
@@ -128,14 +134,17 @@ def test_modern_pickles_load_too(tmp_path):
     (lambda raw, batch: pickle.dumps({**batch, b"labels": batch[b"labels"][:-1]}, 2),
      "20 images but 'labels' has shape"),
     (lambda raw, batch: pickle.dumps({**batch, b"labels": [10] * PER_BATCH}, 2),
-     "labels outside 0..9"),
+     r"labels outside 0..9 \(label 10 of item 0\)"),
+    (lambda raw, batch: pickle.dumps({**batch, b"labels": [1.5] * PER_BATCH}, 2),
+     r"'labels' are not integers \(they are float64\)"),
+    (lambda raw, batch: _png_bytes(), r"\(it is a PNG image, not a pickled batch\)"),
     (lambda raw, batch: pickle.dumps([1, 2, 3], 2), "holds a list, not a dict"),
 ])
 def test_damaged_batches_name_the_file(batches_dir, damage, why):
     folder, batches = batches_dir
     path = folder / "data_batch_3"
     path.write_bytes(damage(path.read_bytes(), batches["data_batch_3"]))
-    with pytest.raises(DataNotFoundError) as caught:
+    with pytest.raises(DamagedDataError) as caught:
         load_cifar10("train", root=folder)
     message = str(caught.value)
     assert str(path) in message and "corrupt or truncated" in message
@@ -445,3 +454,18 @@ def test_real_jpeg_archive_test_split(tmp_path):
     warm = time.perf_counter() - start
     assert torch.equal(again, images) and torch.equal(again_labels, labels)
     assert warm < cold
+
+
+def test_a_cache_with_labels_out_of_range_or_wrong_sizes_is_rebuilt(png_tree, tmp_path, caplog):
+    root, _ = png_tree
+    cache = tmp_path / "cache"
+    first, labels = load_class_folders(root, "train", cache=cache)
+    (folder,) = (cache / "decoded").iterdir()
+    np.save(folder / "labels.npy", np.full_like(labels, 99))
+    with caplog.at_level("WARNING", logger="nord.data_curators.image_folders"):
+        images, again = load_class_folders(root, "train", cache=cache)
+    assert again.tolist() == labels.tolist() and np.array_equal(images, first)
+    assert f"the decoded labels cached in {folder} lie outside 0..9" in caplog.text
+    np.save(folder / "images.npy", np.zeros((len(labels), 3, 16, 16), dtype=np.uint8))
+    images, _ = load_class_folders(root, "train", cache=cache)
+    assert np.array_equal(images, first)
