@@ -4,11 +4,12 @@ import sys
 import types
 
 import pytest
-from nasbench201_cases import ALL_NONE, BEST, LISTING_3_3, listing_3_3
+from nasbench201_cases import ALL_NONE, BEST, LISTING_3_3, TABLE, listing_3_3
 
-from nord.errors import (DataNotFoundError, MetricNotAvailableError, MissingDependencyError,
-                         NotInTableError)
+from nord.errors import (DamagedDataError, DataNotFoundError, MetricNotAvailableError,
+                         MissingDependencyError, NotInTableError)
 from nord.neural_nets.benchmarks.nasbench201 import NATSBench_Evaluator
+from nord.neural_nets.benchmarks.nasbench201_tables import OFFICIAL_SOURCE
 
 HEADER = ("index,arch_str,params_M,cifar10_valid_valid_200ep,cifar10_valid_test_200ep,"
           "cifar10_test_200ep,cifar100_test_200ep,imagenet16_test_200ep,"
@@ -37,23 +38,84 @@ def test_missing_table_names_every_path_tried(no_default_data):
         NATSBench_Evaluator(tmp / "nowhere.csv")
 
 
-def test_table_found_through_nord_data_and_cache(no_default_data):
+def _cut_message(path, rows):
+    return (f"{path} holds {rows:,} row{'s' * (rows != 1)} but the NAS-Bench-201 table has "
+            f"15,625 cells ({15625 - rows:,} missing): the file is cut short; re-download it "
+            f"from {OFFICIAL_SOURCE}, or give a deliberate subset another file name")
+
+
+def test_table_found_through_nord_data_and_cache(no_default_data, caplog):
     tmp = no_default_data
     text = HEADER + "\n" + f"4952,{LISTING_3_3},0.5874,88.5980,88.4750,92.3850,67.0800," \
                            f"38.8667,73.6520,80.7800,45.5000,45.0600,27.1667,25.9000\n"
+    # A file under the official name must be the whole table: found, then refused.
     cached = tmp / "xdg" / "nord" / "nasbench201" / "nb201_tables.csv"
     cached.parent.mkdir(parents=True)
     cached.write_text(text)
-    partial = NATSBench_Evaluator()
-    assert partial.source == str(cached) and len(partial) == 1
-    assert partial.descriptor_evaluate(listing_3_3(), ["validation_accuracy"]) == [88.598]
-    with pytest.raises(NotInTableError, match="does not hold it"):
-        partial.evaluate_string(BEST)
+    with pytest.raises(DamagedDataError) as info:
+        NATSBench_Evaluator()
+    assert str(info.value) == _cut_message(cached, 1)
     nord_data = tmp / "data" / "nasbench201" / "nb201_tables.csv"
     nord_data.parent.mkdir(parents=True)
     nord_data.write_text(text)
-    assert NATSBench_Evaluator().source == str(nord_data)
-    assert NATSBench_Evaluator(tmp / "data").source == str(nord_data)
+    for where in ((), (tmp / "data",)):
+        with pytest.raises(DamagedDataError) as info:
+            NATSBench_Evaluator(*where)
+        assert str(info.value) == _cut_message(nord_data, 1)
+    # Under another name it is a subset: it loads, and the log says what it lacks.
+    subset = tmp / "subset.csv"
+    subset.write_text(text)
+    with caplog.at_level("WARNING", logger="nord.neural_nets.benchmarks.nasbench201_tables"):
+        partial = NATSBench_Evaluator(subset)
+    assert partial.source == str(subset) and len(partial) == 1
+    assert f"{subset} holds 1 of the 15625 NAS-Bench-201 cells (15624 missing)" in caplog.text
+    assert partial.descriptor_evaluate(listing_3_3(), ["validation_accuracy"]) == [88.598]
+    with pytest.raises(NotInTableError, match="does not hold it"):
+        partial.evaluate_string(BEST)
+
+
+def _official_lines():
+    if not TABLE.is_file():
+        pytest.skip(f"NAS-Bench-201 table not found at {TABLE}; set NORD_DATA")
+    return TABLE.read_text().splitlines(keepends=True)
+
+
+def test_the_official_table_cut_short_at_a_line_says_how_many_rows_are_missing(tmp_path):
+    lines = _official_lines()
+    assert len(lines) == 15626
+    path = tmp_path / "nb201_tables.csv"
+    path.write_text("".join(lines[:10000]))          # the header and 9,999 rows
+    with pytest.raises(DamagedDataError) as info:
+        NATSBench_Evaluator(path)
+    assert str(info.value) == _cut_message(path, 9999)
+    assert "(5,626 missing)" in str(info.value)
+
+
+def test_the_official_table_cut_inside_a_row_says_so(tmp_path):
+    lines = _official_lines()
+    path = tmp_path / "nb201_tables.csv"
+    partial = ",".join(lines[7001].split(",")[:3]) + ",9"   # 4 of its 14 fields
+    path.write_text("".join(lines[:7001]) + partial)
+    with pytest.raises(DamagedDataError) as info:
+        NATSBench_Evaluator(path)
+    assert str(info.value) == (
+        f"{path}, line 7002: the file ends inside a row (4 of 14 fields), so it is cut "
+        f"short after 7,000 complete rows of the 15,625 cells (8,625 missing); re-download "
+        f"it from {OFFICIAL_SOURCE}")
+    subset = tmp_path / "mine.csv"
+    subset.write_text("".join(lines[:11]) + partial)
+    with pytest.raises(DamagedDataError, match=r"mine\.csv, line 12: the file ends inside a "
+                                               r"row \(4 of 14 fields\), so it is cut short "
+                                               r"after 10 complete rows; re-download"):
+        NATSBench_Evaluator(subset)
+
+
+def test_the_whole_official_table_loads_without_a_warning(caplog):
+    if not TABLE.is_file():
+        pytest.skip(f"NAS-Bench-201 table not found at {TABLE}; set NORD_DATA")
+    with caplog.at_level("WARNING"):
+        assert len(NATSBench_Evaluator(TABLE)) == 15625
+    assert "missing" not in caplog.text
 
 
 GOOD_ROW = f"6111,{BEST},1.0735,91.6067,91.0900,94.3733,73.2200,46.7111,84.3840,88.7900," \

@@ -22,6 +22,14 @@ Without ``path``, the table is looked for as ``nb101_30k_subset.csv.gz``, then
 Both loaders return a :class:`LoadedTable`. The 30k csv holds the training time
 only at 108 epochs; below that :func:`load_csv` scales it by ``epochs / 108``
 (``low_fidelity_time='scaled'``) or leaves NaN (``'nan'``).
+
+Tables cut short raise :class:`~nord.errors.DamagedDataError` saying how many
+rows they hold and, for the official files (known by name), how many are
+missing: a gzip stream or a csv that ends inside a row, a tfrecord that ends
+inside a record, or ``nb101_30k_subset.csv.gz`` with fewer than its 30,001
+rows. A csv under another name is a subset: it loads, with a warning giving
+its count (so does a tfrecord with fewer than all 423,624 cells, since one
+cut between two records cannot be told from a subset).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import binascii
 import csv
 import gzip
 import json
+import logging
 import math
 import os
 import struct
@@ -43,10 +52,11 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from nord.data_curators.download import cache_dir
-from nord.errors import DataNotFoundError
+from nord.errors import DamagedDataError, DataNotFoundError
 from nord.neural_nets.benchmarks.nasbench101_cells import INPUT, OUTPUT, _LABEL, _lower_mask
 from nord.neural_nets.benchmarks.nasbench101_records import decode_model_metrics
-from nord.neural_nets.benchmarks.tfrecord import (ProtobufError, TFRecordError, iter_tfrecords,
+from nord.neural_nets.benchmarks.tfrecord import (ProtobufError, TFRecordError,
+                                                  TFRecordTruncatedError, iter_tfrecords,
                                                   masked_crc32c)
 
 __all__ = ["CSV_NAME", "TFRECORD_NAMES", "OFFICIAL_URL", "FULL_URL", "CSV_EPOCHS",
@@ -60,6 +70,15 @@ CSV_EPOCHS = (4, 12, 36, 108)
 ACCURACIES = ("train_accuracy", "validation_accuracy", "test_accuracy")
 
 PathLike = Union[str, os.PathLike]
+
+logger = logging.getLogger(__name__)
+
+#: Cells in the whole NAS-Bench-101 space, and rows of the official 30k subset.
+SPACE_CELLS = 423_624
+CSV_ROWS = 30_001
+#: Records of the official tfrecords: every cell, 3 runs, at 1 or 4 budgets.
+TFRECORD_RECORDS = {"nasbench_only108.tfrecord": SPACE_CELLS * 3,
+                    "nasbench_full.tfrecord": SPACE_CELLS * 3 * 4}
 
 _CSV_FLOATS = ("val_acc_4ep", "val_acc_12ep", "val_acc_36ep", "val_acc_108ep",
                "trainable_parameters", "final_training_time_108ep")
@@ -177,6 +196,7 @@ def load_csv(path: Path, low_fidelity_time: str = "scaled") -> LoadedTable:
     if not hashes:
         raise DataNotFoundError(f"{where} holds no rows; {_how_to_get()}")
     count = len(hashes)
+    _check_csv_count(path, count)
     val = np.array([columns[f"val_acc_{e}ep"] for e in CSV_EPOCHS]).T  # (n, 4)
     params = np.array(columns["trainable_parameters"])
     time108 = np.array(columns["final_training_time_108ep"])
@@ -195,6 +215,41 @@ def load_csv(path: Path, low_fidelity_time: str = "scaled") -> LoadedTable:
         time_estimated={e: e != 108 and low_fidelity_time == "scaled" for e in CSV_EPOCHS})
 
 
+def _rows_of(rows: int) -> str:
+    return f"{rows:,} row{'s' * (rows != 1)}"
+
+
+def _known_csv(path: Path, rows: int) -> str:
+    """' of the 30,001 ... (N missing)' for the official file (by name), else ''."""
+    if path.name != CSV_NAME:
+        return ""
+    return f" of the {CSV_ROWS:,} in the official {CSV_NAME} ({CSV_ROWS - rows:,} missing)"
+
+
+def _check_csv_count(path: Path, count: int) -> None:
+    """The official file (by name) must hold all its rows; a subset is logged."""
+    if path.name == CSV_NAME and count < CSV_ROWS:
+        raise DamagedDataError(
+            f"{path} holds {_rows_of(count)} but the official {CSV_NAME} holds "
+            f"{CSV_ROWS:,} ({CSV_ROWS - count:,} missing): the file is cut short; "
+            f"re-download it, or give a deliberate subset another file name")
+    if path.name != CSV_NAME:
+        logger.warning("%s holds %d of the %d NAS-Bench-101 cells; looking up any other "
+                       "cell raises NotInTableError", path, count, SPACE_CELLS)
+
+
+class _LastLine:
+    """Lines of a text file, remembering the last one handed out."""
+
+    def __init__(self, handle):
+        self.handle, self.last = handle, ""
+
+    def __iter__(self):
+        for line in self.handle:
+            self.last = line
+            yield line
+
+
 def _read_csv(path: Path):
     """The csv's rows, checked: ``(hashes, index, flats, ops, masks, lines, columns)``."""
     opener = gzip.open if path.suffix == ".gz" or _is_gzip(path) else open
@@ -210,7 +265,8 @@ def _read_csv(path: Path):
     where = f"{path}"
     try:
         with opener(path, "rt", newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
+            lines_read = _LastLine(handle)
+            reader = csv.reader(lines_read)
             header, col = _csv_header(reader, where)
             i_hash, i_n, i_e, i_flat, i_ops = (col[c] for c in _CSV_REQUIRED[:5])
             float_cols = [(columns[name], col[name]) for name in _CSV_FLOATS]
@@ -242,6 +298,11 @@ def _read_csv(path: Path):
                     for target, i in float_cols:
                         target.append(float(row[i]))
                 except ValueError as error:
+                    if next(reader, None) is None and not lines_read.last.endswith(("\n", "\r")):
+                        raise DamagedDataError(
+                            f"{where}, line {line}: the file ends inside a row ({error}), so "
+                            f"it is cut short after {_rows_of(len(hashes))}"
+                            f"{_known_csv(path, len(hashes))}; re-download the table") from None
                     raise DataNotFoundError(f"{where}, line {line}: malformed row "
                                             f"({error}); re-download the table") from None
                 if key in index:
@@ -254,7 +315,11 @@ def _read_csv(path: Path):
                 opss.append(intern(ops))
                 masks.append(mask)
                 lines.append(line)
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as error:
+    except EOFError:  # a gzip stream that ends early
+        raise DamagedDataError(f"{where} is cut short: its gzip stream ends after "
+                               f"{_rows_of(len(hashes))}{_known_csv(path, len(hashes))}; "
+                               f"re-download the table") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         if isinstance(error, DataNotFoundError):
             raise
         raise DataNotFoundError(f"{where} could not be read ({error}); it is damaged "
@@ -306,6 +371,14 @@ def load_tfrecord(path: Path, verify: bool = True) -> LoadedTable:
         _read_tfrecord(path, verify)
     if not hashes:
         raise DataNotFoundError(f"{path} holds no records; {_how_to_get()}")
+    if len(hashes) < SPACE_CELLS:
+        # A warning only: a file cut inside a record is an error (see _read_tfrecord);
+        # one cut exactly between records is indistinguishable from a subset.
+        logger.warning("%s holds %d of the %d NAS-Bench-101 cells (%d missing)%s; looking "
+                       "up any other cell raises NotInTableError", path, len(hashes),
+                       SPACE_CELLS, SPACE_CELLS - len(hashes),
+                       "; if it was cut short, re-download it" if path.name in TFRECORD_RECORDS
+                       else "")
     epochs_list = tuple(sorted(set(rec_epochs)))
     if any(e <= 0 for e in epochs_list):
         raise TFRecordError(f"{path}: epoch counts must be positive, found {epochs_list}")
@@ -358,6 +431,14 @@ def _read_tfrecord(path: Path, verify: bool):
             half = evaluations[1] if len(evaluations) >= 3 else None
             for target, name in half_cols:
                 target.append(half[name] if half is not None else nan)
+    except TFRecordTruncatedError as error:
+        expected = TFRECORD_RECORDS.get(path.name)
+        if expected is None:
+            raise
+        raise TFRecordTruncatedError(
+            f"{error} (it holds {error.records:,} complete records of the {expected:,} in "
+            f"the official {path.name}: {expected - error.records:,} missing)",
+            error.records) from None
     except DataNotFoundError:
         raise
     except OSError as error:  # DataNotFoundError is an OSError too

@@ -39,24 +39,34 @@ Finding the table
 else the user cache ``<cache>/nasbench201/nb201_tables.csv`` where ``<cache>`` is
 :func:`~nord.data_curators.download.cache_dir`: ``$NORD_CACHE``,
 ``$XDG_CACHE_HOME/nord`` or ``~/.cache/nord``.
+
+A file named ``nb201_tables.csv`` must hold all 15,625 cells: one with fewer
+rows, or one that ends inside a row, is cut short and raises
+:class:`~nord.errors.DamagedDataError` saying how many rows are missing. A
+table under any other name is a subset: it loads, with a warning giving its
+count.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from nord.data_curators.download import cache_dir
-from nord.errors import (DataNotFoundError, MetricNotAvailableError, MissingDependencyError,
-                         OutOfSearchSpaceError, UnknownDatasetError, UnknownOpError)
+from nord.errors import (DamagedDataError, DataNotFoundError, MetricNotAvailableError,
+                         MissingDependencyError, OutOfSearchSpaceError, UnknownDatasetError,
+                         UnknownOpError)
 from nord.neural_nets.benchmarks.nasbench201_cells import (_N_CELLS, _arch_code, _code,
                                                            _parse_slow, _tables)
 
 __all__ = ["DATASETS", "EPOCHS", "TABLE_COLUMNS", "NATS_METRICS", "TABLE_FILENAME",
            "default_table_paths"]
+
+logger = logging.getLogger(__name__)
 
 #: NAS-Bench-201's dataset names.
 DATASETS: Tuple[str, ...] = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
@@ -148,6 +158,8 @@ class _Table:
             indices, archs, row_of_index, row_of_code, columns = _read_rows(reader, header, path)
         if not indices:
             raise DataNotFoundError(f"{path} holds a header but no rows")
+        #: How many of the 15,625 cells the table lacks (0 for the whole table).
+        self.missing = _check_row_count(path, len(indices))
         self.indices = indices
         self.archs = archs
         self.row_of_index = row_of_index
@@ -244,6 +256,9 @@ def _read_rows(reader, header: List[str], path: Path):
             if not fields:
                 continue
             if len(fields) != width:
+                if next(reader, None) is None and _ends_mid_line(path):  # cut there
+                    raise DamagedDataError(_cut_message(path, line, len(fields), width,
+                                                        len(indices)))
                 raise DataNotFoundError(
                     f"{path}, line {line}: {len(fields)} fields, the header has {width}")
             index = _row_index(fields[i_index], path, line)
@@ -281,6 +296,39 @@ def _read_rows(reader, header: List[str], path: Path):
     except UnicodeDecodeError as error:
         raise DataNotFoundError(f"{path}: not UTF-8 text ({error})") from None
     return indices, archs, row_of_index, row_of_code, columns
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) not in (b"\n", b"\r")
+
+
+def _cut_message(path: Path, line: int, fields: int, width: int, rows: int) -> str:
+    known = (f" of the {_N_CELLS:,} cells ({_N_CELLS - rows:,} missing)"
+             if path.name == TABLE_FILENAME else "")
+    return (f"{path}, line {line}: the file ends inside a row ({fields} of {width} fields), "
+            f"so it is cut short after {rows:,} complete row{'s' * (rows != 1)}{known}; "
+            f"re-download it from "
+            f"{OFFICIAL_SOURCE}")
+
+
+def _check_row_count(path: Path, rows: int) -> int:
+    """Cells missing from the table; raises if the official file (by name) lacks any."""
+    missing = _N_CELLS - rows
+    if missing and path.name == TABLE_FILENAME:
+        raise DamagedDataError(
+            f"{path} holds {rows:,} row{'s' * (rows != 1)} but the NAS-Bench-201 table has "
+            f"{_N_CELLS:,} cells "
+            f"({missing:,} missing): the file is cut short; re-download it from "
+            f"{OFFICIAL_SOURCE}, or give a deliberate subset another file name")
+    if missing:
+        logger.warning("%s holds %d of the %d NAS-Bench-201 cells (%d missing); looking up "
+                       "any other cell raises NotInTableError", path, rows, _N_CELLS, missing)
+    return missing
 
 
 def _row_index(text: str, path: Path, line: int) -> int:

@@ -34,7 +34,7 @@ from typing import Iterable, Iterator, List, Tuple, Union
 
 import numpy as np
 
-from nord.errors import DataNotFoundError
+from nord.errors import DamagedDataError
 
 __all__ = [
     "crc32c",
@@ -44,6 +44,7 @@ __all__ = [
     "write_tfrecords",
     "iter_tfrecords",
     "TFRecordError",
+    "TFRecordTruncatedError",
     "ProtobufError",
     "decode_varint",
     "encode_varint",
@@ -138,8 +139,16 @@ def _mask_many(crcs: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ TFRecord files
 
 
-class TFRecordError(DataNotFoundError):
+class TFRecordError(DamagedDataError):
     """A TFRecord file is damaged: a bad checksum, a truncated record, bad contents."""
+
+
+class TFRecordTruncatedError(TFRecordError):
+    """A TFRecord file ends inside a record; ``records`` complete ones come before it."""
+
+    def __init__(self, message: str, records: int):
+        super().__init__(message)
+        self.records = records
 
 
 def frame_record(data: bytes) -> bytes:
@@ -199,9 +208,10 @@ def iter_tfrecords(path: PathLike, verify: bool = True,
                 break
             number += 1
             if len(header) < 12:
-                raise TFRecordError(
+                raise TFRecordTruncatedError(
                     f"{path}: record {number} (at byte {offset}) is truncated: the file "
-                    f"ends {len(header)} bytes into its 12-byte header; re-download it")
+                    f"ends {len(header)} bytes into its 12-byte header; re-download it",
+                    number - 1)
             length, length_crc = struct.unpack("<QI", header)
             if verify and length_crcs.get(length) != length_crc and \
                     length_crcs.setdefault(length, masked_crc32c(header[:8])) != length_crc:
@@ -210,16 +220,17 @@ def iter_tfrecords(path: PathLike, verify: bool = True,
                     f"checksum of its length field does not match; re-download the "
                     f"file (or it is not a TFRecord file)")
             if offset + 16 + length > size:
-                raise TFRecordError(
+                raise TFRecordTruncatedError(
                     f"{path}: record {number} (at byte {offset}) is truncated: it "
                     f"promises {length} bytes of data but the file ends "
-                    f"{size - offset - 12} bytes after its header; re-download it")
+                    f"{size - offset - 12} bytes after its header; re-download it",
+                    number - 1)
             data = read(length)
             footer = read(4)
             if len(data) < length or len(footer) < 4:
-                raise TFRecordError(
+                raise TFRecordTruncatedError(
                     f"{path}: record {number} (at byte {offset}) is truncated; "
-                    f"re-download the file")
+                    f"re-download the file", number - 1)
             pending.append((number, offset, data, struct.unpack("<I", footer)[0]))
             offset += 16 + length
             if len(pending) >= batch:
