@@ -4,48 +4,62 @@
 
 * ``descriptor.json`` — the architecture (``NeuralDescriptor.to_json``);
 * ``weights.pt`` — the state dict with what the network was compiled with
-  (classes, input shape, channels, size policy, head) and the versions of
-  NORD, torch and this format;
+  (classes, input shape, channels, size policy, head), the versions of NORD,
+  torch and this format, and an integrity record: the sha256 of the weights
+  and of ``descriptor.json``;
 * ``model.torchscript.pt`` — a traced TorchScript module (no NORD needed to run it);
 * ``model.py`` — readable Python source of an equivalent ``nn.Module``
   (``ExportedNet``) whose ``load()`` reads ``weights_plain.pt``, the same weights
-  keyed by its attribute names.
+  keyed by its attribute names;
+* ``SHA256SUMS`` — the sha256 of every file above (``sha256sum -c SHA256SUMS``).
 
 Every export is checked before it is returned: the TorchScript module and the
 generated source, loaded with the exported weights, must give the compiled
 network's outputs on an example batch. :func:`load_network` rebuilds the
-compiled network from the folder.
+compiled network from the folder, after checking the hashes, refusing NaN or
+infinite weights, and resolving whatever the files name (layer classes, the
+head builder) through allow-lists only: no code a file names is imported or
+called unless NORD already knows it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
-import keyword
-import re
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
-import torch.nn as nn
 
 import nord
-from nord.errors import NordError
-from nord.neural_nets.neural_builder import InputMerge, NeuralNet
+from nord.errors import IntegrityError, SerializationError, UntrustedCodeError
+from nord.neural_nets.export_source import ExportError, network_source
+from nord.neural_nets.neural_builder import NeuralNet, default_head
 
-__all__ = ["export_network", "load_network", "network_source", "ExportError", "ExportedFiles",
-           "EXPORT_FORMAT"]
+__all__ = ["export_network", "load_network", "network_source", "register_head", "ExportError",
+           "UntrustedHeadError", "TamperedExportError", "ExportedFiles", "EXPORT_FORMAT"]
 
-#: bumped whenever the files' layout changes
-EXPORT_FORMAT = 1
-DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE, PLAIN_WEIGHTS = (
-    "descriptor.json", "weights.pt", "model.torchscript.pt", "model.py", "weights_plain.pt")
+logger = logging.getLogger(__name__)
+
+#: bumped whenever the files' layout changes (2: integrity record and SHA256SUMS)
+EXPORT_FORMAT = 2
+DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE, PLAIN_WEIGHTS, CHECKSUMS = (
+    "descriptor.json", "weights.pt", "model.torchscript.pt", "model.py", "weights_plain.pt",
+    "SHA256SUMS")
+_BUILD_KEYS = ("num_classes", "input_shape", "input_channels", "policy", "channels", "head",
+               "interpolation")
 
 
-class ExportError(NordError):
-    """A network that cannot be exported, or an export folder that cannot be read."""
+class UntrustedHeadError(ExportError, UntrustedCodeError):
+    """``weights.pt`` names a head builder that is neither NORD's nor registered."""
+
+
+class TamperedExportError(ExportError, IntegrityError):
+    """An export's files do not match their recorded hashes, or hold NaN/inf weights."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +70,127 @@ class ExportedFiles:
     torchscript: Path
     source: Path
     plain_weights: Path
+    checksums: Path
+
+
+# ------------------------------------------------------------------ heads
+_HEADS: Dict[str, Callable] = {}
+
+
+def register_head(factory: Callable) -> Callable:
+    """Let :func:`load_network` rebuild exports whose head ``factory`` built
+    (a module-level function or class; usable as a decorator). NORD's own heads
+    and the ``dense_head`` of every registered dataset are known already."""
+    _HEADS[_reference(factory)] = factory
+    return factory
+
+
+def _known_heads() -> Dict[str, Callable]:
+    from nord.configurations.all import Configs
+    from nord.neural_nets.remnet_layers import remnet_head
+
+    known = {}
+    configs = Configs()
+    for factory in [default_head, remnet_head] + [configs[n].dense_head for n in configs.names()]:
+        reference = _reference_or_none(factory)
+        if reference is not None:
+            known[reference] = factory
+    known.update(_HEADS)
+    return known
+
+
+def _reference_or_none(obj) -> Optional[str]:
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
+    if obj is None or not module or not name or "<" in name:
+        return None
+    return f"{module}:{name}"
+
+
+def _reference(obj) -> str:
+    """``module:qualname`` of a module-level function or class."""
+    reference = _reference_or_none(obj)
+    if reference is None:
+        raise ExportError(f"the network's head {obj!r} is not a module-level function or class, "
+                          f"so it cannot be named in an export; define it at module level")
+    return reference
+
+
+def _head_from(reference, given: Optional[Callable], where: Path) -> Optional[Callable]:
+    if reference is None:
+        return None
+    if given is not None:
+        if _reference_or_none(given) != reference:
+            logger.info("%s names the head %s; using the head passed in, %s", where,
+                        reference, _reference_or_none(given))
+        return given
+    known = _known_heads().get(reference) if isinstance(reference, str) else None
+    if known is None:
+        raise UntrustedHeadError(
+            f"{where} names the head builder {str(reference)[:80]!r}, which is neither one of "
+            f"NORD's heads, a registered dataset's dense_head, nor registered with "
+            f"register_head(); it was not imported or called. If it is yours, pass "
+            f"head=<function> to load_network or register_head(<function>) first")
+    return known
+
+
+# ------------------------------------------------------------------ integrity
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def state_dict_sha256(state: Dict[str, torch.Tensor]) -> str:
+    """The sha256 of a state dict: every key, dtype, shape and the raw bytes, in key order."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _refuse_non_finite(state: Dict[str, torch.Tensor], where: str) -> None:
+    for key, tensor in state.items():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        if bool(torch.isfinite(tensor.sum())):  # a NaN or inf makes the sum one too
+            continue
+        bad = int((~torch.isfinite(tensor)).sum())  # 0 when only the sum overflowed
+        if bad:
+            raise TamperedExportError(
+                f"{where}: the weights {key!r} hold {bad} NaN or infinite value(s); the "
+                f"network diverged, so train it again (a lower learning rate helps)")
+
+
+def _write_checksums(folder: Path) -> Path:
+    lines = [f"{_sha256((folder / name).read_bytes())}  {name}"
+             for name in (DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE, PLAIN_WEIGHTS)]
+    (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
+    return folder / CHECKSUMS
+
+
+def _check_checksums(folder: Path, contents: Dict[str, bytes]) -> None:
+    """Compare the files read against ``SHA256SUMS`` where the export has one."""
+    path = folder / CHECKSUMS
+    if not path.is_file():
+        return
+    recorded = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        digest, _, name = line.partition("  ")
+        recorded[name.strip()] = digest.strip()
+    for name, data in contents.items():
+        if name in recorded and recorded[name] != _sha256(data):
+            raise TamperedExportError(
+                f"{folder / name} does not match its sha256 in {path}: it changed after the "
+                f"export; restore it or export the network again")
 
 
 # ------------------------------------------------------------------ export
 def export_network(net: NeuralNet, descriptor, folder, example: Optional[torch.Tensor] = None,
                    atol: float = 1e-5) -> ExportedFiles:
-    """Write the four exports of ``net`` (compiled from ``descriptor``) into ``folder``."""
+    """Write the exports of ``net`` (compiled from ``descriptor``) into ``folder``."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    state = net.state_dict()
+    _refuse_non_finite(state, "cannot export")
     settings = dict(net.build_settings)
     head = settings.pop("head")
     settings["head"] = _reference(head) if head is not None else None
@@ -71,28 +198,32 @@ def export_network(net: NeuralNet, descriptor, folder, example: Optional[torch.T
         settings["input_shape"], int) else settings["input_shape"]
     if example is None:
         example = _example_input(net)
+    source, renames = network_source(net)
+    folder.mkdir(parents=True, exist_ok=True)
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad():
             expected = net(example)
-        (folder / DESCRIPTOR).write_text(descriptor.to_json(indent=1))
+        descriptor_bytes = descriptor.to_json(indent=1).encode("utf-8")
+        (folder / DESCRIPTOR).write_bytes(descriptor_bytes)
+        integrity = {"algorithm": "sha256", "state_dict": state_dict_sha256(state),
+                     "descriptor": _sha256(descriptor_bytes)}
         # Plain values only, so that torch.load's safe default (weights_only) reads it.
         torch.save({"format": EXPORT_FORMAT, "nord": nord.__version__,
                     "torch": str(torch.__version__), "build": settings,
-                    "state_dict": net.state_dict()}, folder / WEIGHTS)
+                    "integrity": integrity, "state_dict": state}, folder / WEIGHTS)
         with _torchscript_quietly():
             traced = torch.jit.trace(net, example)
             traced.save(str(folder / TORCHSCRIPT))
-        source, renames = network_source(net)
-        (folder / SOURCE).write_text(source)
-        plain = {renames[k]: v for k, v in net.state_dict().items()}
-        torch.save(plain, folder / PLAIN_WEIGHTS)
+        (folder / SOURCE).write_text(source, encoding="utf-8")
+        torch.save({renames[k]: v for k, v in state.items()}, folder / PLAIN_WEIGHTS)
         _check(folder, example, expected, atol)
+        checksums = _write_checksums(folder)
     finally:
         net.train(was_training)
     return ExportedFiles(folder, folder / DESCRIPTOR, folder / WEIGHTS, folder / TORCHSCRIPT,
-                         folder / SOURCE, folder / PLAIN_WEIGHTS)
+                         folder / SOURCE, folder / PLAIN_WEIGHTS, checksums)
 
 
 @contextlib.contextmanager
@@ -138,187 +269,117 @@ def _load_source(path: Path):
     return module
 
 
-def _reference(obj) -> str:
-    """``module:qualname`` of a module-level function or class."""
-    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
-    if not module or "<" in name:
-        raise ExportError(f"the network's head {obj!r} is not a module-level function or class, "
-                          f"so it cannot be named in an export; define it at module level")
-    return f"{module}:{name}"
-
-
-def _resolve(reference: str):
-    module, _, name = reference.partition(":")
-    target = importlib.import_module(module)
-    for part in name.split("."):
-        target = getattr(target, part)
-    return target
-
-
 # ------------------------------------------------------------------ loading
-def load_network(folder) -> Tuple[NeuralNet, object]:
-    """The compiled network (weights loaded, eval mode) and its descriptor."""
-    from nord.neural_nets.neural_descriptor import NeuralDescriptor
+def load_network(folder, head: Optional[Callable] = None) -> Tuple[NeuralNet, object]:
+    """The compiled network (weights loaded, eval mode) and its descriptor.
+
+    ``head`` is the head builder to use where the export names one that is not
+    NORD's, a registered dataset's, nor registered with :func:`register_head`.
+    Raises :class:`TamperedExportError` for files that changed after the export
+    or NaN/inf weights, :class:`UntrustedHeadError` /
+    :class:`~nord.errors.UntrustedLayerError` for code the files name that NORD
+    does not know, and :class:`ExportError` for anything else wrong.
+    """
+    from nord.neural_nets.serialization import descriptor_from_json
 
     folder = Path(folder)
     for name in (DESCRIPTOR, WEIGHTS):
         if not (folder / name).is_file():
             raise ExportError(f"{folder / name} is missing; {folder} is not a complete export "
                               f"(write one with nord export or export_network)")
+    contents = {name: (folder / name).read_bytes() for name in (DESCRIPTOR, WEIGHTS)}
+    _check_checksums(folder, contents)
+    saved = _read_weights(folder / WEIGHTS)
+    state, integrity = saved["state_dict"], saved["integrity"]
+    if integrity["descriptor"] != _sha256(contents[DESCRIPTOR]):
+        raise TamperedExportError(f"{folder / DESCRIPTOR} does not match the sha256 recorded "
+                                  f"in {WEIGHTS}: it changed after the export; restore it or "
+                                  f"export the network again")
+    if integrity["state_dict"] != state_dict_sha256(state):
+        raise TamperedExportError(f"the weights in {folder / WEIGHTS} do not match their "
+                                  f"recorded sha256: they changed after the export; export the "
+                                  f"network again")
+    _refuse_non_finite(state, str(folder / WEIGHTS))
     try:
-        saved = torch.load(folder / WEIGHTS, weights_only=True, map_location="cpu")
-    except Exception as error:
-        raise ExportError(f"{folder / WEIGHTS} could not be read ({type(error).__name__}: "
-                          f"{error}); export the network again") from error
-    if not isinstance(saved, dict) or saved.get("format") != EXPORT_FORMAT:
-        found = saved.get("format") if isinstance(saved, dict) else "none"
-        raise ExportError(f"{folder / WEIGHTS} has export format {found}, this NORD "
-                          f"({nord.__version__}) reads format {EXPORT_FORMAT}; export the "
-                          f"network again with this version")
-    descriptor = NeuralDescriptor.from_json((folder / DESCRIPTOR).read_text())
-    build = dict(saved["build"])
-    head = _resolve(build.pop("head")) if build.get("head") else None
-    build.pop("head", None)
-    shape = build.pop("input_shape")
-    net = NeuralNet(descriptor, build.pop("num_classes"), shape, build.pop("input_channels"),
-                    head=head, **build)
-    net.load_state_dict(saved["state_dict"])
+        descriptor = descriptor_from_json(contents[DESCRIPTOR])
+    except SerializationError as error:
+        raise type(error)(f"{folder / DESCRIPTOR}: {error}") from error
+    build = _build_record(saved["build"], folder / WEIGHTS)
+    factory = _head_from(build.pop("head"), head, folder / WEIGHTS)
+    net = NeuralNet(descriptor, build.pop("num_classes"), build.pop("input_shape"),
+                    build.pop("input_channels"), head=factory, **build)
+    _check_state_keys(net, state, folder / WEIGHTS)
+    net.load_state_dict(state)
     return net.eval(), descriptor
 
 
-# ------------------------------------------------------------------ source
-class _Writer:
-    def __init__(self) -> None:
-        self.imports: Dict[str, set] = {}
-        self.uses_ordered_dict = False
-
-    def constructor(self, module: nn.Module, where: str) -> str:
-        """Python expression that builds an equivalent ``module``."""
-        cls = type(module)
-        if isinstance(module, nn.Sequential) and cls.forward is nn.Sequential.forward:
-            children = list(module.named_children())
-            if [name for name, _ in children] == [str(i) for i in range(len(children))]:
-                parts = ", ".join(self.constructor(child, f"{where}.{name}")
-                                  for name, child in children)
-                return f"nn.Sequential({parts})"
-            self.uses_ordered_dict = True  # named children keep their weight names
-            parts = ", ".join(f"({name!r}, {self.constructor(child, f'{where}.{name}')})"
-                              for name, child in children)
-            return f"nn.Sequential(OrderedDict([{parts}]))"
-        if isinstance(module, nn.ModuleList):
-            parts = ", ".join(self.constructor(child, f"{where}.{i}")
-                              for i, child in enumerate(module))
-            return f"nn.ModuleList([{parts}])"
-        text = repr(module)
-        if "\n" in text:
-            raise ExportError(f"{where} ({cls.__module__}.{cls.__name__}) has no one-line "
-                              f"repr to rebuild it from; give it an extra_repr() listing its "
-                              f"constructor arguments")
-        if getattr(nn, cls.__name__, None) is cls:
-            expression = f"nn.{text}"
-        else:
-            self.imports.setdefault(cls.__module__, set()).add(cls.__name__)
-            expression = text
-        self._verify(expression, module, where)
-        return expression
-
-    def _verify(self, expression: str, module: nn.Module, where: str) -> None:
-        namespace = {"nn": nn, "torch": torch}
-        for path, names in self.imports.items():
-            imported = importlib.import_module(path)
-            namespace.update({n: getattr(imported, n) for n in names})
-        try:
-            rebuilt = eval(expression, namespace)  # noqa: S307 (our own generated text)
-        except Exception as error:
-            raise ExportError(f"{where}: {expression!r} does not rebuild the layer "
-                              f"({type(error).__name__}: {error}); give its class an "
-                              f"extra_repr() listing its constructor arguments") from error
-        mine = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-        theirs = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
-        if type(rebuilt) is not type(module) or mine != theirs:
-            raise ExportError(f"{where}: {expression!r} builds a different layer")
+def _read_weights(path: Path) -> dict:
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:
+        raise ExportError(f"{path} could not be read ({type(error).__name__}: "
+                          f"{error}); export the network again") from error
+    if not isinstance(saved, dict) or saved.get("format") != EXPORT_FORMAT:
+        found = saved.get("format") if isinstance(saved, dict) else "none"
+        raise ExportError(f"{path} has export format {str(found)[:20]}, this NORD "
+                          f"({nord.__version__}) reads format {EXPORT_FORMAT}; export the "
+                          f"network again with this version")
+    integrity = saved.get("integrity")
+    if (not isinstance(integrity, dict) or integrity.get("algorithm") != "sha256"
+            or not all(isinstance(integrity.get(k), str) for k in ("state_dict", "descriptor"))):
+        raise TamperedExportError(f"{path} has no valid integrity record; export the network "
+                                  f"again")
+    state = saved.get("state_dict")
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ExportError(f"{path}: 'state_dict' must map names to tensors; export the "
+                          f"network again")
+    return saved
 
 
-def _identifier(key: str, taken: set) -> str:
-    name = re.sub(r"\W", "_", key).strip("_").lower() or "layer"
-    if name[0].isdigit() or keyword.iskeyword(name) or name in ("forward", "training", "x",
-                                                                  "load", "torch", "nn", "F"):
-        name = f"l_{name}"
-    base, n = name, 1
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    taken.add(name)
-    return name
+def _build_record(build, path: Path) -> dict:
+    """The build record's settings, checked to be the plain values NeuralNet takes."""
+    if not isinstance(build, dict) or set(build) != set(_BUILD_KEYS):
+        keys = sorted(build) if isinstance(build, dict) else type(build).__name__
+        raise ExportError(f"{path}: the build record must hold exactly {list(_BUILD_KEYS)}, "
+                          f"got {str(keys)[:200]}; export the network again")
 
+    def whole(value, name, optional=False):
+        if (value is None and optional) or (type(value) is int and value >= 1):
+            return value
+        raise ExportError(f"{path}: build setting {name!r} must be a positive integer"
+                          f"{' or null' if optional else ''}, got {str(value)[:40]!r}")
 
-def network_source(net: NeuralNet, class_name: str = "ExportedNet") -> Tuple[str, Dict[str, str]]:
-    """Readable source of a module equivalent to ``net``, and the state-dict key renames."""
-    writer, taken = _Writer(), {"head"}
-    init, body, renames = [], [], {}
-    names: Dict[int, str] = {0: "x"}
-    for (key, merge_key, sources, slot), node in zip(net._steps, net.plan.nodes):
-        attr = _identifier(key, taken)
-        init.append(f"        self.{attr} = {writer.constructor(net.layers[key], node.name)}"
-                    f"  # {node.name}: {node.out_shape}")
-        _rename(renames, f"layers.{key}.", f"{attr}.", net.layers[key])
-        inputs = [names[s] for s in sources]
-        if merge_key is None:
-            value = inputs[0]
-        else:
-            value = _merge_source(writer, net.merges[merge_key], inputs, attr, init, renames,
-                                  merge_key, taken)
-        names[slot] = attr
-        body.append(f"        {attr} = self.{attr}({value})")
-    out = names[net._output_slot]
-    if net.head is not None:
-        init.append(f"        self.head = {writer.constructor(net.head, 'head')}")
-        _rename(renames, "head.", "head.", net.head)
-        body.append(f"        return self.head(torch.flatten({out}, 1))")
+    record = dict(build)
+    whole(record["num_classes"], "num_classes", optional=True)
+    whole(record["input_channels"], "input_channels")
+    whole(record["channels"], "channels", optional=True)
+    shape = record["input_shape"]
+    if isinstance(shape, (list, tuple)):
+        record["input_shape"] = tuple(whole(v, "input_shape") for v in shape)
     else:
-        body.append(f"        return {out}")
-    imports = (["from collections import OrderedDict", ""] if writer.uses_ordered_dict else [])
-    imports += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
-    imports += [f"from {module} import {', '.join(sorted(names_))}"
-                for module, names_ in sorted(writer.imports.items())]
-    header = (f'"""{class_name}: exported by NORD {nord.__version__} (torch {torch.__version__}).\n\n'
-              f"Equivalent to the compiled network; load the weights with\n"
-              f"``{class_name}.load('weights_plain.pt')``.\n\"\"\"\n")
-    source = "\n".join([header] + imports + ["", "", f"class {class_name}(nn.Module):",
-                                              "    def __init__(self):",
-                                              "        super().__init__()"] + init +
-                       ["", "    def forward(self, x):"] + body +
-                       ["", "    @classmethod", "    def load(cls, path='weights_plain.pt'):",
-                        "        net = cls()",
-                        "        net.load_state_dict(torch.load(path, weights_only=True))",
-                        "        return net.eval()", ""])
-    missing = set(net.state_dict()) - set(renames)
-    if missing:
-        raise ExportError(f"no source for the weights {sorted(missing)[:5]}")
-    return source, renames
+        whole(shape, "input_shape")
+    for name in ("policy", "interpolation"):
+        if not isinstance(record[name], str):
+            raise ExportError(f"{path}: build setting {name!r} must be a string, "
+                              f"got {str(record[name])[:40]!r}")
+    if record["head"] is not None and not isinstance(record["head"], str):
+        raise ExportError(f"{path}: build setting 'head' must be 'module:name' or null")
+    return record
 
 
-def _rename(renames: Dict[str, str], old: str, new: str, module: nn.Module) -> None:
-    for key in module.state_dict():
-        renames[old + key] = new + key
-
-
-def _merge_source(writer: _Writer, merge: InputMerge, inputs: List[str], attr: str,
-                  init: List[str], renames: Dict[str, str], merge_key: str, taken: set) -> str:
-    parts = []
-    for i, (name, flat, size, mode, project) in enumerate(zip(
-            inputs, merge.flatten, merge.sizes, merge.modes, merge.projections)):
-        expression = f"torch.flatten({name}, 1)" if flat else name
-        if size is not None:
-            expression = f"F.interpolate({expression}, size={tuple(size)}, mode={mode!r})"
-        if not isinstance(project, nn.Identity):
-            projection = _identifier(f"{attr}_in{i}", taken)
-            init.append(f"        self.{projection} = {writer.constructor(project, projection)}")
-            _rename(renames, f"merges.{merge_key}.projections.{i}.", f"{projection}.", project)
-            expression = f"self.{projection}({expression})"
-        parts.append(expression)
-    if len(parts) == 1:
-        return parts[0]
-    if merge.concat:
-        return f"torch.cat([{', '.join(parts)}], dim=1)"
-    return " + ".join(parts)
+def _check_state_keys(net: NeuralNet, state: Dict[str, torch.Tensor], path: Path) -> None:
+    """Name the first missing, unexpected or wrongly shaped weight, if any."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        what = (f"lacks the weights {missing[:3]}" if missing
+                else f"holds weights the network does not have: {unexpected[:3]}")
+        raise ExportError(f"{path} {what} (of {len(expected)} expected); it does not belong "
+                          f"to {DESCRIPTOR}, so export the network again")
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise ExportError(f"{path}: the weights {key!r} have shape "
+                              f"{tuple(state[key].shape)}, the network needs "
+                              f"{tuple(tensor.shape)}; export the network again")

@@ -15,6 +15,8 @@ Custom layers register through :func:`register_layer` (classes) or
 Unknown op strings are answered with close matches. A ``nn.Module`` subclass
 that is not registered still compiles: its output shape is found with meta
 tensors (no real data, no computation), and its parameters are used as given.
+A descriptor *file* may name only registered classes, ``torch.nn`` classes and
+NORD's own, so register a class of your own before reading files that use it.
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ def register_op(name: str, factory: Callable[..., nn.Module], *,
     return (registry or _DEFAULT).add(kind, replace=replace)
 
 
-def register_layer(cls: Optional[type] = None, *, output_shape: ShapeRule = None,
+def register_layer(cls: Optional[type] = None, *, output_shape: Optional[ShapeRule] = None,
                    input_param: Optional[str] = None,
                    channel_param: Optional[str] = None,
                    min_spatial: Optional[MinSpatialRule] = None,
@@ -223,16 +225,19 @@ def register_layer(cls: Optional[type] = None, *, output_shape: ShapeRule = None
                    replace: bool = False):
     """Register a ``nn.Module`` subclass; usable as a decorator.
 
-    ``output_shape(params, in_shape)`` is required unless the layer keeps the
-    shape (pass :func:`same_shape`). ``input_param`` names the constructor
-    argument that receives the inferred input channel count.
+    ``output_shape(params, in_shape)`` is the pure shape rule (:func:`same_shape`
+    for element-wise layers); left out, shapes are found with meta tensors as
+    for an unregistered class. ``input_param`` names the constructor argument
+    that receives the inferred input channel count. Registering a class also
+    lets descriptor files name it (files may name only registered layers,
+    ``torch.nn`` classes and NORD's own).
     """
     def register(layer_cls: type) -> type:
         if not (isinstance(layer_cls, type) and issubclass(layer_cls, nn.Module)):
             raise TypeError(f"register_layer expects a torch.nn.Module subclass, got {layer_cls!r}")
         kind = LayerKind(
             key=layer_cls, build=lambda params, in_shape: layer_cls(**params),
-            output_shape=output_shape or same_shape,
+            output_shape=output_shape or _meta_kind(layer_cls).output_shape,
             min_spatial=min_spatial or (lambda params, rank: (1,) * rank),
             input_param=input_param, channel_param=channel_param,
             ranks=frozenset(ranks) if ranks is not None else None,

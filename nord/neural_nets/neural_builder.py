@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from nord.errors import CompilationError
 from nord.neural_nets.layers import LayerRegistry, default_registry
-from nord.neural_nets.shape_planning import DATA, InputPlan, NetworkPlan, plan_network
+from nord.neural_nets.shape_planning import (DATA, InputPlan, NetworkPlan, check_size,
+                                             plan_network)
 from nord.neural_nets.tensor_shape import Shape
 
 __all__ = ["NeuralNet", "InputMerge", "default_head", "HeadFactory"]
@@ -107,6 +108,24 @@ def _module_key(name: str, taken: set) -> str:
     return key
 
 
+#: layers taking at least this many values (per sample) are first built on the meta
+#: device, to refuse weights too large to allocate before allocating them
+_PROBE_FROM = 2 ** 20
+
+
+def _check_weights(build: Callable[[], nn.Module], what: str) -> None:
+    """Build a module on the meta device (no memory, no random numbers) and
+    refuse it if its weights exceed what :func:`check_size` allows."""
+    try:
+        with torch.device("meta"):
+            module = build()
+    except Exception:  # noqa: BLE001 - the real build reports its own error next
+        return
+    weights = sum(t.numel() for t in module.state_dict().values())
+    check_size(weights, f"the weights of {what}",
+               "use a smaller input_shape, fewer channels, or downsample before it")
+
+
 class NeuralNet(nn.Module):
     """A network compiled from a :class:`~nord.neural_nets.NeuralDescriptor`.
 
@@ -160,6 +179,9 @@ class NeuralNet(nn.Module):
         for node in self.plan.nodes:
             key = _module_key(node.name, taken)
             kind = registry.lookup(node.layer, node.name)
+            if node.in_shape.numel >= _PROBE_FROM:
+                _check_weights(lambda: kind.build(node.params, node.in_shape),
+                               f"layer {node.name!r} ({kind.name})")
             try:
                 self.layers[key] = kind.build(node.params, node.in_shape)
             except Exception as error:
@@ -179,7 +201,11 @@ class NeuralNet(nn.Module):
         self.num_classes = num_classes
         self.head = None
         if num_classes is not None:
-            self.head = (head or default_head)(self.plan.output_shape.numel, int(num_classes))
+            features = self.plan.output_shape.numel
+            if features * int(num_classes) >= _PROBE_FROM:
+                _check_weights(lambda: (head or default_head)(features, int(num_classes)),
+                               f"the head ({features:,} inputs, {num_classes} outputs)")
+            self.head = (head or default_head)(features, int(num_classes))
 
     @property
     def output_shape(self) -> Shape:

@@ -277,10 +277,21 @@ class NeuralDescriptor:
         return descriptor_to_json(self, **dumps_kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> "NeuralDescriptor":
-        """Rebuild a descriptor written by :meth:`to_json`."""
+    def from_json(cls, text: str, registry=None) -> "NeuralDescriptor":
+        """Rebuild a descriptor written by :meth:`to_json` (text or UTF-8 bytes).
+
+        Layer classes must be registered (in ``registry``, by default the
+        default one), ``torch.nn`` classes or NORD's; see
+        :func:`~nord.neural_nets.serialization.resolve_layer_reference`.
+        """
         from nord.neural_nets.serialization import descriptor_from_json
-        return descriptor_from_json(text)
+        return descriptor_from_json(text, registry)
+
+    @classmethod
+    def from_file(cls, path, registry=None) -> "NeuralDescriptor":
+        """:meth:`from_json` of a file; errors name the file."""
+        from nord.neural_nets.serialization import descriptor_from_file
+        return descriptor_from_file(path, registry)
 
     def to_networkx(self):
         """A ``networkx.DiGraph``; nodes carry ``layer``, ``params`` and ``role``."""

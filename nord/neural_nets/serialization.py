@@ -15,8 +15,11 @@ Layers appear in insertion order. A layer type is either an op string
 tuples become ``{"__tuple__": [...]}`` and ``nn.Module`` classes
 ``{"__class__": "torch.nn.ReLU"}``; a dict whose only key is one of those
 markers is wrapped as ``{"__dict__": {...}}`` so it cannot be mistaken for
-one. Class paths are resolved with :mod:`importlib` and ``getattr`` only,
-never ``eval``, and only ``nn.Module`` subclasses are accepted.
+one. Reading a file never runs code the file chooses: a class path must name
+a registered layer, a ``torch.nn`` class or a class of NORD's layer modules
+(found with ``getattr``, never ``eval``; nothing else is imported), and only
+``nn.Module`` subclasses are accepted. Register your own classes with
+:func:`~nord.neural_nets.layers.register_layer` before reading files that name them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from nord.errors import SerializationError
+from nord.errors import SerializationError, UntrustedLayerError
 from nord.neural_nets.neural_descriptor import LayerSpec, NeuralDescriptor
 
 __all__ = [
@@ -41,6 +44,10 @@ __all__ = [
     "resolve_layer_reference",
     "descriptor_to_json",
     "descriptor_from_json",
+    "descriptor_from_file",
+    "read_json",
+    "LAYER_MODULES",
+    "MAX_DEPTH",
     "encode_param",
     "decode_param",
 ]
@@ -53,6 +60,8 @@ _CLASS = "__class__"
 _DICT = "__dict__"
 _MARKERS = (_TUPLE, _CLASS, _DICT)
 _JSON_SCALARS = (bool, int, float, str, type(None))
+#: deepest nesting of lists and objects a descriptor file may have
+MAX_DEPTH = 64
 
 
 # ---------------------------------------------------------------- class paths
@@ -98,23 +107,8 @@ def layer_reference(layer: Any) -> str:
     return class_path(layer)
 
 
-def _import_longest_prefix(parts: List[str], text: str):
-    """Import the longest importable prefix of ``parts``; return (module, n_used)."""
-    for n in range(len(parts), 0, -1):
-        name = ".".join(parts[:n])
-        try:
-            return importlib.import_module(name), n
-        except ModuleNotFoundError as error:
-            if error.name is not None and not (name == error.name
-                                               or name.startswith(error.name + ".")):
-                raise SerializationError(
-                    f"class path {text!r}: importing module {name!r} failed because it "
-                    f"needs the missing module {error.name!r}; install it") from error
-        except Exception as error:  # noqa: BLE001 - any import failure is reported
-            raise SerializationError(
-                f"class path {text!r}: importing module {name!r} raised "
-                f"{type(error).__name__}: {error}") from error
-    return None, 0
+#: NORD modules that define layer classes; the only NORD modules a file may make us import
+LAYER_MODULES = ("nord.neural_nets.layers", "nord.neural_nets.remnet_layers")
 
 
 def _torch_nn_suggestion(name: str) -> str:
@@ -132,39 +126,71 @@ def _attribute_suggestion(owner: Any, name: str, prefix: str) -> str:
     return " (did you mean " + ", ".join(f"'{prefix}.{m}'" for m in matches) + "?)"
 
 
-def resolve_layer_reference(text: str) -> type:
-    """The ``torch.nn.Module`` subclass that a :func:`layer_reference` path names.
+def _registered(text: str, registry) -> Optional[type]:
+    for cls in registry.classes():
+        if text in (class_path(cls), f"{cls.__module__}.{cls.__qualname__}"):
+            return cls
+    return None
 
-    Imports the longest importable module prefix of ``text`` and follows the
-    rest with ``getattr``; nothing is evaluated (but importing a module runs
-    its top-level code, so read descriptors from trusted sources only). Raises
-    :class:`SerializationError` saying what was wrong when the path does not
-    lead to a module class.
-    """
-    if not isinstance(text, str) or not text or any(not p for p in text.split(".")):
-        raise SerializationError(
-            f"a class path is a dotted name such as 'torch.nn.Conv2d', got {text!r}")
-    parts = text.split(".")
-    obj, used = _import_longest_prefix(parts, text)
-    if obj is None:
-        hint = _torch_nn_suggestion(parts[-1])
-        raise SerializationError(
-            f"class path {text!r}: no importable module found{hint}; write the full "
-            f"path ('package.module.ClassName') and make sure that package is installed")
-    for i in range(used, len(parts)):
+
+def _walk(owner: Any, parts: List[str], start: int, text: str) -> Any:
+    """Follow ``parts[start:]`` from ``owner`` with ``getattr`` (nothing is imported)."""
+    for i in range(start, len(parts)):
         prefix = ".".join(parts[:i])
-        if not hasattr(obj, parts[i]):
+        if parts[i].startswith("__") or not hasattr(owner, parts[i]):
             hint = (_torch_nn_suggestion(parts[i]) if prefix == "torch.nn"
-                    else _attribute_suggestion(obj, parts[i], prefix))
+                    else _attribute_suggestion(owner, parts[i], prefix))
             raise SerializationError(
                 f"class path {text!r}: {prefix!r} has no attribute {parts[i]!r}{hint}; "
                 f"fix the name, or import the module that defines it")
-        obj = getattr(obj, parts[i])
+        owner = getattr(owner, parts[i])
+    return owner
+
+
+def resolve_layer_reference(text: str, registry=None) -> type:
+    """The ``torch.nn.Module`` subclass that a :func:`layer_reference` path names.
+
+    A file may only name code NORD already trusts: a class registered in
+    ``registry`` (the default registry when omitted; see
+    :func:`~nord.neural_nets.layers.register_layer`), a ``torch.nn`` class, or
+    a class of NORD's layer modules (:data:`LAYER_MODULES`). Nothing else is
+    imported, so reading a file never runs code it chooses; anything else
+    raises :class:`~nord.errors.UntrustedLayerError`, and a path that does not
+    lead to a module class :class:`SerializationError`.
+    """
+    from nord.neural_nets.layers import default_registry
+
+    if not isinstance(text, str) or not text or any(not p for p in text.split(".")):
+        raise SerializationError(
+            f"a class path is a dotted name such as 'torch.nn.Conv2d', got {_short_repr(text)}")
+    registered = _registered(text, registry or default_registry())
+    if registered is not None:
+        return registered
+    parts = text.split(".")
+    if parts[:2] == ["torch", "nn"]:
+        home = "torch.nn"
+        obj = _walk(torch.nn, parts, 2, text)
+    else:
+        module = next((m for m in LAYER_MODULES if text.startswith(m + ".")), None)
+        if module is None:
+            hint = _torch_nn_suggestion(parts[-1]) if len(parts) == 1 else ""
+            raise UntrustedLayerError(
+                f"class path {_short_repr(text)} is neither a torch.nn class, a NORD layer "
+                f"nor a registered layer{hint}; files may not choose code to import, so if "
+                f"it is your class, import it and register it with "
+                f"nord.neural_nets.register_layer({parts[-1]}) before reading the file")
+        home = module
+        obj = _walk(importlib.import_module(module), parts, module.count(".") + 1, text)
     if not _is_module_class(obj):
         kind = "a class" if inspect.isclass(obj) else type(obj).__name__
         raise SerializationError(
             f"class path {text!r} names {kind} that is not a torch.nn.Module "
             f"subclass; only nn.Module classes can be layer types or class params")
+    if not (obj.__module__ == home or obj.__module__.startswith(home + ".")):
+        raise UntrustedLayerError(
+            f"class path {text!r} leads out of {home} to {obj.__module__}.{obj.__qualname__}; "
+            f"files may not choose code to import, so name the class by its own path and "
+            f"register it with nord.neural_nets.register_layer({obj.__name__})")
     return obj
 
 
@@ -208,30 +234,33 @@ def _encode_dict(value: dict, where: str) -> dict:
     return out
 
 
-def decode_param(value: Any, where: str = "param") -> Any:
-    """The inverse of :func:`encode_param`."""
+def decode_param(value: Any, where: str = "param", registry=None) -> Any:
+    """The inverse of :func:`encode_param` (classes resolved as
+    :func:`resolve_layer_reference` does, against ``registry``)."""
     if isinstance(value, list):
-        return [decode_param(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [decode_param(v, f"{where}[{i}]", registry) for i, v in enumerate(value)]
     if not isinstance(value, dict):
         return value
     if len(value) == 1 and next(iter(value)) in _MARKERS:
-        return _decode_marker(next(iter(value)), next(iter(value.values())), where)
-    return {k: decode_param(v, f"{where}[{k!r}]") for k, v in value.items()}
+        return _decode_marker(next(iter(value)), next(iter(value.values())), where, registry)
+    return {k: decode_param(v, f"{where}[{k!r}]", registry) for k, v in value.items()}
 
 
-def _decode_marker(marker: str, body: Any, where: str) -> Any:
+def _decode_marker(marker: str, body: Any, where: str, registry) -> Any:
     if marker == _TUPLE:
         if not isinstance(body, list):
-            raise SerializationError(f"{where}: {_TUPLE!r} must hold a list, got {body!r}")
-        return tuple(decode_param(v, f"{where}[{i}]") for i, v in enumerate(body))
+            raise SerializationError(f"{where}: {_TUPLE!r} must hold a list, "
+                                     f"got {_short_repr(body)}")
+        return tuple(decode_param(v, f"{where}[{i}]", registry) for i, v in enumerate(body))
     if marker == _CLASS:
         try:
-            return resolve_layer_reference(body)
+            return resolve_layer_reference(body, registry)
         except SerializationError as error:
-            raise SerializationError(f"{where}: {error}") from error
+            raise type(error)(f"{where}: {error}") from error
     if not isinstance(body, dict):
-        raise SerializationError(f"{where}: {_DICT!r} must hold an object, got {body!r}")
-    return {k: decode_param(v, f"{where}[{k!r}]") for k, v in body.items()}
+        raise SerializationError(f"{where}: {_DICT!r} must hold an object, "
+                                 f"got {_short_repr(body)}")
+    return {k: decode_param(v, f"{where}[{k!r}]", registry) for k, v in body.items()}
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:
@@ -276,15 +305,52 @@ def descriptor_to_json(descriptor: NeuralDescriptor, **dumps_kwargs) -> str:
     return json.dumps(payload, **dumps_kwargs)
 
 
-def _load_payload(text: Any) -> dict:
-    if not isinstance(text, (str, bytes, bytearray)):
+def read_json(data: Any, what: str = "descriptor text") -> Any:
+    """The JSON value in ``data`` (text, or bytes that must be UTF-8).
+
+    Raises :class:`SerializationError` (naming ``what``) for bytes that are not
+    UTF-8, text that is not JSON, or nesting deeper than :data:`MAX_DEPTH`.
+    """
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            data = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise SerializationError(
+                f"{what} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                f"{error.start} cannot be decoded); save it as UTF-8 JSON") from error
+    if not isinstance(data, str):
         raise SerializationError(
-            f"descriptor JSON must be text, got {type(text).__name__}; read the file "
-            f"first (descriptor_from_json(path.read_text()))")
+            f"{what} must be JSON text, got {type(data).__name__}; read the file first "
+            f"(or use descriptor_from_file(path))")
     try:
-        payload = json.loads(text)
+        value = json.loads(data)
+        too_deep = _depth(value) > MAX_DEPTH
+    except RecursionError:  # deeper than the parser's own recursion limit
+        too_deep = True
     except ValueError as error:
-        raise SerializationError(f"descriptor text is not valid JSON: {error}") from error
+        raise SerializationError(f"{what} is not valid JSON: {error}") from error
+    if too_deep:
+        raise SerializationError(
+            f"{what} nests lists and objects deeper than {MAX_DEPTH} levels, more than any "
+            f"NORD file does; it is damaged or not a NORD file")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict)
+                                                      else item))
+    return deepest
+
+
+def _load_payload(text: Any) -> dict:
+    payload = read_json(text)
     if not isinstance(payload, dict):
         raise SerializationError(
             f"descriptor JSON must be an object, got {type(payload).__name__}")
@@ -305,7 +371,7 @@ def _load_payload(text: Any) -> dict:
     return payload
 
 
-def _read_layer(entry: Any, index: int) -> tuple:
+def _read_layer(entry: Any, index: int, registry=None) -> tuple:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise SerializationError(
             f"layers[{index}] must be an object with a string 'name', got {_short_repr(entry)}")
@@ -320,13 +386,15 @@ def _read_layer(entry: Any, index: int) -> tuple:
         layer = entry["op"]
     else:
         try:
-            layer = resolve_layer_reference(entry["class"])
+            layer = resolve_layer_reference(entry["class"], registry)
         except SerializationError as error:
-            raise SerializationError(f"layer {name!r}: {error}") from error
+            raise type(error)(f"layer {name!r}: {error}") from error
     params = entry.get("params", {})
     if not isinstance(params, dict):
-        raise SerializationError(f"layer {name!r}: 'params' must be an object, got {params!r}")
-    decoded = {k: decode_param(v, f"layer {name!r} param {k!r}") for k, v in params.items()}
+        raise SerializationError(f"layer {name!r}: 'params' must be an object, "
+                                 f"got {_short_repr(params)}")
+    decoded = {k: decode_param(v, f"layer {name!r} param {k!r}", registry)
+               for k, v in params.items()}
     return name, LayerSpec(layer, decoded)
 
 
@@ -351,19 +419,20 @@ def _role(payload: dict, key: str) -> Optional[str]:
     return value
 
 
-def descriptor_from_json(text: str) -> NeuralDescriptor:
+def descriptor_from_json(text: str, registry=None) -> NeuralDescriptor:
     """Rebuild the descriptor that :func:`descriptor_to_json` wrote.
 
     The result compares equal (``==``) to the original, and keeps its automatic
     name counter. Connections to unknown layers are kept as data, so
-    :meth:`~NeuralDescriptor.validate` still reports them.
+    :meth:`~NeuralDescriptor.validate` still reports them. Layer classes
+    resolve as :func:`resolve_layer_reference` says (against ``registry``).
     """
     payload = _load_payload(text)
     if not isinstance(payload["layers"], list):
         raise SerializationError("'layers' must be a list of layer objects")
     descriptor = NeuralDescriptor()
     for index, entry in enumerate(payload["layers"]):
-        name, spec = _read_layer(entry, index)
+        name, spec = _read_layer(entry, index, registry)
         if name in descriptor.layers:
             raise SerializationError(f"layer name {name!r} appears twice in 'layers'; "
                                      f"layer names must be unique")
@@ -384,3 +453,15 @@ def _auto_index(payload: dict, default: int) -> int:
     if type(value) is not int or value < 0:
         raise SerializationError(f"'next_auto_index' must be a non-negative integer, got {value!r}")
     return value
+
+
+def descriptor_from_file(path, registry=None) -> NeuralDescriptor:
+    """:func:`descriptor_from_json` of a file's bytes; every problem is a
+    :class:`SerializationError` naming the file."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        return descriptor_from_json(path.read_bytes(), registry)
+    except SerializationError as error:
+        raise type(error)(f"{path}: {error}") from error

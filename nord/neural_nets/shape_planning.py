@@ -20,6 +20,10 @@ multi-input layer are reconciled. Three policies exist (thesis §3.2.1):
 
 A layer whose single input is smaller than its kernel needs is interpolated
 up to that size too, so every valid descriptor compiles.
+
+No planned tensor may hold more than :data:`MAX_TENSOR_ELEMENTS` values per
+sample (:class:`~nord.errors.NetworkTooLargeError` otherwise), so an absurd
+input shape is refused before anything is allocated.
 """
 
 from __future__ import annotations
@@ -28,15 +32,19 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from nord.errors import CompilationError, ShapeError
+from nord.errors import CompilationError, NetworkTooLargeError, ShapeError
 from nord.neural_nets.graph import active_nodes, predecessors, topological_order
 from nord.neural_nets.layers import LayerRegistry, default_registry
 from nord.neural_nets.tensor_shape import Shape
 
-__all__ = ["POLICIES", "DATA", "InputPlan", "NodePlan", "NetworkPlan", "plan_network", "data_shape"]
+__all__ = ["POLICIES", "DATA", "InputPlan", "NodePlan", "NetworkPlan", "plan_network", "data_shape",
+           "MAX_TENSOR_ELEMENTS", "check_size"]
 
 POLICIES = ("minimum_viable_size", "maximum_viable_size", "fixed_channels")
 DATA = "<data>"  # the source name of the network's input tensor
+#: most values one planned tensor (or one layer's weights) may hold per sample: 8 GiB
+#: of float32, past which allocation fails or exhausts memory
+MAX_TENSOR_ELEMENTS = 2 ** 31
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,19 @@ def data_shape(input_shape: Union[int, Sequence[int]], input_channels: int) -> S
                                f"with positive sizes, got {input_shape!r}")
     if int(input_channels) < 1:
         raise CompilationError(f"input_channels must be positive, got {input_channels!r}")
-    return Shape(int(input_channels), tuple(int(v) for v in spatial))
+    shape = Shape(int(input_channels), tuple(int(v) for v in spatial))
+    check_size(shape.numel, f"one input sample ({shape}: input_shape {input_shape!r}, "
+                            f"{input_channels} channel(s))", "use a smaller input_shape "
+                            "(resize the data)")
+    return shape
+
+
+def check_size(values: int, what: str, fix: str) -> None:
+    """Raise :class:`NetworkTooLargeError` if ``values`` exceeds :data:`MAX_TENSOR_ELEMENTS`."""
+    if values > MAX_TENSOR_ELEMENTS:
+        raise NetworkTooLargeError(
+            f"{what} would hold {values:,} values ({values * 4 / 2 ** 30:,.0f} GiB "
+            f"as float32), more than the {MAX_TENSOR_ELEMENTS:,} NORD allocates; {fix}")
 
 
 def plan_network(descriptor, input_shape: Union[int, Sequence[int]], input_channels: int,
@@ -156,6 +176,14 @@ def _plan_node(name: str, spec, source_names: List[str], shapes: Dict[str, Shape
         raise ShapeError(f"layer {name!r} ({kind.name}) turns input {in_shape} into an "
                          f"empty output {out_shape}; use a smaller kernel or stride, "
                          f"or more padding")
+    fix = "use a smaller input_shape, fewer channels, or downsample earlier"
+    check_size(in_shape.numel, f"the input of layer {name!r} ({in_shape}) per sample", fix)
+    check_size(out_shape.numel, f"the output of layer {name!r} ({out_shape}) per sample", fix)
+    for plan in inputs:
+        if plan.project_to is not None:  # a 1x1 convolution, or a linear layer if flattened
+            width = plan.shape.numel if plan.flatten else plan.shape.channels
+            check_size(width * plan.project_to, f"the weights projecting {plan.source!r} "
+                       f"into layer {name!r}", fix)
     return NodePlan(name, spec.layer, params, inputs, merge, in_shape, out_shape)
 
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from nord.configurations.metrics import make_metrics
 from nord.data_curators.splits import TensorData
+from nord.errors import SettingsError
 
 __all__ = ["NonFiniteLossError", "TrainingSettings", "train", "score", "make_scheduler"]
 
@@ -46,7 +47,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: Optional[str], to
         max_lr = [group["lr"] for group in optimizer.param_groups]
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr,
                                                    total_steps=max(2, total_steps))
-    raise ValueError(f"lr_schedule must be None, 'cosine' or 'one_cycle', got {schedule!r}")
+    raise SettingsError(f"lr_schedule must be None, 'cosine' or 'one_cycle', got {schedule!r}")
 
 
 def _prepare_targets(outputs: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:

@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from nord.errors import DescriptorError, NordError, SerializationError
+from nord.errors import (DescriptorError, NordError, SerializationError, UntrustedCodeError,
+                         UntrustedLayerError)
 from nord.neural_nets import NeuralDescriptor
+from nord.neural_nets.layers import default_registry, register_layer
 from nord.neural_nets.serialization import (
     decode_param,
     descriptor_from_json,
@@ -30,6 +32,11 @@ class NotAModule:
     """A class that is not an nn.Module."""
 
 
+#: files may name a class of our own only once it is registered (here privately)
+REGISTRY = default_registry().copy()
+register_layer(ScaledConv, registry=REGISTRY)
+
+
 def _thesis_descriptor():
     d = NeuralDescriptor()
     d.add_layer(nn.Conv2d, {"in_channels": 3, "out_channels": 5, "kernel_size": 3}, "conv")
@@ -38,7 +45,7 @@ def _thesis_descriptor():
 
 
 def _round_trip(d):
-    return descriptor_from_json(descriptor_to_json(d))
+    return descriptor_from_json(descriptor_to_json(d), REGISTRY)
 
 
 # ---------------------------------------------------------------- references
@@ -56,7 +63,9 @@ def test_layer_reference_prefers_public_torch_nn_path(cls, text):
 def test_layer_reference_of_own_class_is_its_module_path():
     text = layer_reference(ScaledConv)
     assert text == f"{__name__}.ScaledConv"
-    assert resolve_layer_reference(text) is ScaledConv
+    assert resolve_layer_reference(text, REGISTRY) is ScaledConv
+    with pytest.raises(UntrustedLayerError, match="register_layer"):
+        resolve_layer_reference(text)  # not in the default registry
 
 
 def test_layer_reference_keeps_op_strings():
@@ -240,26 +249,40 @@ def test_unknown_torch_class_suggests_close_match():
 
 
 def test_bare_class_name_suggests_torch_nn():
-    with pytest.raises(SerializationError, match=r"no importable module found "
-                                                 r"\(did you mean 'torch.nn.Conv2d'"):
+    with pytest.raises(UntrustedLayerError, match=r"neither a torch.nn class, a NORD layer nor "
+                                                  r"a registered layer \(did you mean "
+                                                  r"'torch.nn.Conv2d'"):
         resolve_layer_reference("Conv2d")
 
 
-def test_unknown_package_says_to_install_it():
-    with pytest.raises(SerializationError, match="no importable module found.*installed"):
+def test_an_unknown_package_is_refused_without_importing_it():
+    with pytest.raises(UntrustedLayerError, match="register_layer\\(Block\\) before reading"):
         resolve_layer_reference("no_such_package_nord_test.Block")
 
 
 @pytest.mark.parametrize("text, what", [
-    ("collections.OrderedDict", "names a class that is not a torch.nn.Module subclass"),
     ("torch.nn.functional.relu", "names function that is not a torch.nn.Module"),
     ("torch.nn", "names module that is not a torch.nn.Module"),
-    ("os.system", "is not a torch.nn.Module subclass"),
-    (f"{__name__}.NotAModule", "names a class that is not a torch.nn.Module"),
+    ("torch.nn.init.kaiming_uniform_", "names function that is not a torch.nn.Module"),
+    ("nord.neural_nets.layers.same_shape", "names function that is not a torch.nn.Module"),
+    ("torch.nn.Module.__subclasses__", "has no attribute '__subclasses__'"),
 ])
 def test_non_module_references_are_rejected(text, what):
     with pytest.raises(SerializationError, match=what):
         resolve_layer_reference(text)
+
+
+@pytest.mark.parametrize("text", ["collections.OrderedDict", "os.system",
+                                  "builtins.eval", "subprocess.Popen",
+                                  f"{__name__}.NotAModule", "nord.__main__.X",
+                                  "nord.cli.main", "torch.optim.SGD",
+                                  "torch.nn.modules.module.torch.fx.GraphModule",
+                                  "nord.neural_nets.layers.torch.jit.ScriptModule"])
+def test_classes_outside_torch_nn_nord_and_the_registry_are_untrusted(text):
+    with pytest.raises(UntrustedLayerError, match="files may not choose code to import") as info:
+        resolve_layer_reference(text)
+    assert isinstance(info.value, SerializationError) and isinstance(info.value,
+                                                                     UntrustedCodeError)
 
 
 @pytest.mark.parametrize("text", ["", "torch..nn", ".Conv2d", 42, None])
@@ -368,5 +391,5 @@ def test_malformed_json_raises_clear_error(text, message):
 
 
 def test_from_json_needs_text():
-    with pytest.raises(SerializationError, match="must be text, got dict"):
+    with pytest.raises(SerializationError, match="must be JSON text, got dict"):
         descriptor_from_json({"format": "nord.NeuralDescriptor"})

@@ -24,6 +24,7 @@ network is compiled. Example::
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Set, Tuple
 
@@ -240,18 +241,34 @@ class Genome:
                    decode_layer: Callable[[Any], Any] = lambda layer: layer) -> "Genome":
         """The genome :meth:`to_value` wrote; checked (see :meth:`check`)."""
         try:
-            layers = tuple(LayerGene(int(n), decode_layer(layer)) for n, layer in value["layers"])
+            layers = tuple(LayerGene(_node_id(n), decode_layer(layer))
+                           for n, layer in value["layers"])
             genome = cls(layers,
-                         tuple(ConnectionGene(int(a), int(b), bool(e))
+                         tuple(ConnectionGene(_node_id(a), _node_id(b), _flag(e))
                                for a, b, e in value["connections"]),
-                         int(value["input"]), int(value["output"]), int(value["next_node"]))
-        except (KeyError, TypeError, ValueError) as error:
+                         _node_id(value["input"]), _node_id(value["output"]),
+                         _node_id(value["next_node"]))
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             if isinstance(error, OutOfSearchSpaceError):
                 raise
             raise OutOfSearchSpaceError(
                 f"not a genome value ({type(error).__name__}: {error}); expected the dict "
                 f"Genome.to_value() writes") from error
         return genome.check()
+
+
+def _node_id(value: Any) -> int:
+    """A node id from a file: an integer (a whole float such as 3.0 too)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+        raise ValueError(f"node ids are integers, got {value!r}")
+    return int(value)
+
+
+def _flag(value: Any) -> bool:
+    """An enabled flag from a file: true/false (or 1/0), nothing else."""
+    if not isinstance(value, numbers.Integral) or value not in (0, 1):
+        raise ValueError(f"'enabled' flags are true or false, got {value!r}")
+    return bool(value)
 
 
 def decode_genome(value: Any, decode_layer: Callable[[Any], Any], input_node: int,
