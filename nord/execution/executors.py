@@ -56,8 +56,9 @@ class SerialExecutor(Executor):
     def __init__(self, objective, threads: Optional[int] = None) -> None:
         super().__init__(objective)
         if threads is not None and int(threads) < 1:
-            from nord.errors import NordError
-            raise NordError(f"threads must be at least 1, got {threads}")
+            from nord.errors import SettingsError
+            raise SettingsError(f"threads must be at least 1, got {threads}: pass --threads 1 "
+                                f"or more, or leave it out")
         self.threads = None if threads is None else int(threads)
         self._queue: Deque[Task] = deque()
 
@@ -83,11 +84,24 @@ class SerialExecutor(Executor):
         return len(self._queue)
 
 
-def make_executor(kind: str, objective, workers: int = 1, **options) -> Executor:
+def make_executor(kind: str, objective, workers: Optional[int] = 1, **options) -> Executor:
     """An executor by name: ``serial``, ``process`` (local pool) or ``ray``."""
-    from nord.errors import NordError
+    from nord.errors import NordError, SettingsError
+    if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+        raise SettingsError(f"--workers must be at least 1 (evaluations at once), got "
+                            f"{workers}: pass --workers 1 or more")
+    if options.get("threads") is not None and int(options["threads"]) < 1:
+        raise SettingsError(f"--threads must be at least 1 (torch threads per evaluation), "
+                            f"got {options['threads']}: pass --threads 1 or more, or leave it "
+                            f"out to share the cores between the workers")
+    if kind in ("serial", "process"):
+        for option, flag in (("gpus", "--gpus"), ("address", "--ray-address")):
+            if options.pop(option, None):
+                raise SettingsError(f"{flag} applies to the Ray executor only: add --executor "
+                                    f"ray, or leave {flag} out (a process pool uses every "
+                                    f"visible GPU, its workers taking them in turn)")
     if kind == "serial":
-        if workers != 1:
+        if workers is not None and workers != 1:
             raise NordError(f"the serial executor runs one evaluation at a time; for "
                             f"--workers {workers} choose --executor process or ray")
         return SerialExecutor(objective, **options)
@@ -99,5 +113,5 @@ def make_executor(kind: str, objective, workers: int = 1, **options) -> Executor
         if options.get("threads") is not None:  # a Ray task's torch uses its CPUs
             options["cpus"] = float(options.pop("threads"))
         options.pop("threads", None)
-        return RayExecutor(objective, workers=workers, **options)
+        return RayExecutor(objective, workers=1 if workers is None else workers, **options)
     raise NordError(f"unknown executor {kind!r}; available: serial, process, ray")

@@ -38,6 +38,9 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskResult:
+    """The outcome of one task; ``attempts``: evaluations begun (more than 1 where a
+    worker died evaluating it and it was evaluated again; 0 where none was needed)."""
+
     id: int
     status: str
     fitness: float
@@ -47,6 +50,7 @@ class TaskResult:
     started_at: float = 0.0
     finished_at: float = 0.0
     worker: str = ""
+    attempts: int = 1
 
 
 _worker_device = ""  # the accelerator this process was given, if any ("cuda:1")

@@ -5,11 +5,12 @@ import signal
 import sys
 import threading
 import time
+import types
 
 import pytest
 
 from nord.design.strategies.evolution import RegularizedEvolution
-from nord.errors import MissingDependencyError, NordError
+from nord.errors import MissingDependencyError, NordError, SettingsError
 from nord.execution.executors import SerialExecutor, make_executor
 from nord.execution.process_pool import ProcessPoolExecutor, threads_per_worker, worker_gpu
 from nord.execution.run_loop import SearchRun
@@ -135,6 +136,10 @@ def test_a_worker_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path):
     finished_by = {r.id: r.worker.split(":")[-1] for r in store.records()}
     for task_id in executor.resubmitted:
         assert finished_by[task_id] != str(killed[0])  # finished by a live worker
+    # only the killed worker's candidate was charged a second attempt
+    assert executor.restarts == 1 and len(executor.resubmitted) == 1
+    assert {r.id: r.attempts for r in store.records() if r.attempts != 1} == {
+        executor.resubmitted[0]: 2}
 
 
 def test_make_executor_names_its_choices():
@@ -142,6 +147,110 @@ def test_make_executor_names_its_choices():
         make_executor("serial", ToyObjective(), workers=2)
     with pytest.raises(NordError, match="available: serial, process, ray"):
         make_executor("mpi", ToyObjective())
+
+
+@pytest.mark.parametrize("kind", ["serial", "process", "ray"])
+def test_zero_workers_or_threads_are_refused_naming_the_flag(kind):
+    with pytest.raises(SettingsError, match="^--workers must be at least 1 .*got 0: pass "
+                                            "--workers 1 or more$"):
+        make_executor(kind, ToyObjective(), workers=0)
+    with pytest.raises(SettingsError, match="^--threads must be at least 1 .*got 0: pass "
+                                            "--threads 1 or more"):
+        make_executor(kind, ToyObjective(), workers=1, threads=0)
+
+
+def test_the_pool_itself_refuses_zero_workers_or_threads():
+    with pytest.raises(SettingsError, match="workers must be at least 1, got 0: pass "
+                                            "--workers 1 or more"):
+        ProcessPoolExecutor(ToyObjective(), workers=0)
+    with pytest.raises(SettingsError, match="threads must be at least 1, got 0: pass "
+                                            "--threads 1 or more"):
+        ProcessPoolExecutor(ToyObjective(), workers=2, threads=0)
+
+
+@pytest.mark.parametrize("kind", ["serial", "process"])
+def test_ray_only_options_elsewhere_name_the_flag(kind):
+    with pytest.raises(SettingsError, match="^--gpus applies to the Ray executor only: add "
+                                            "--executor ray, or leave --gpus out"):
+        make_executor(kind, ToyObjective(), gpus=1.0)
+    with pytest.raises(SettingsError, match="^--ray-address applies to the Ray executor"):
+        make_executor(kind, ToyObjective(), address="auto")
+
+
+def test_serial_results_record_one_attempt_and_cached_ones_none(tmp_path):
+    store = RunStore(tmp_path / "run.sqlite")
+    strategy = RegularizedEvolution(ToySpace(), 6, 2, rng=0)
+    SearchRun(strategy, ToyObjective(), store, 30, cache=True).run()
+    attempts = {(r.status == "cached", r.attempts) for r in store.records()}
+    assert attempts == {(False, 1), (True, 0)}
+
+
+class FakeRay(types.ModuleType):
+    """Just enough of Ray to run tasks in this process; ``crashes[id]``: how many times
+    the worker evaluating task ``id`` dies before one finishes it."""
+
+    def __init__(self, crashes):
+        super().__init__("ray")
+        self.crashes, self.options = dict(crashes), {}
+        self.exceptions = types.SimpleNamespace(
+            RayTaskError=type("RayTaskError", (Exception,), {}),
+            WorkerCrashedError=type("WorkerCrashedError", (Exception,), {}),
+            NodeDiedError=type("NodeDiedError", (Exception,), {}))
+
+    def is_initialized(self):
+        return True
+
+    def put(self, value):
+        return value
+
+    def remote(self, function):
+        fake = self
+
+        class Remote:
+            def options(self, **options):
+                fake.options = options
+                return self
+
+            def remote(self, *args):
+                return lambda: fake._run(function, *args)
+        return Remote()
+
+    def _run(self, function, objective, task, threads):
+        if self.crashes.get(task.id, 0) > 0:
+            self.crashes[task.id] -= 1
+            raise self.exceptions.WorkerCrashedError("the worker died")
+        return function(objective, task, threads)
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return ref()
+
+    def cancel(self, ref, force=False):
+        pass
+
+
+def test_ray_counts_each_attempt_after_a_worker_died(monkeypatch):
+    import torch
+    from nord.execution.tasks import Task
+    fake = FakeRay(crashes={1: 1, 2: 5})
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    threads = torch.get_num_threads()
+    try:
+        executor = make_executor("ray", ToyObjective(), workers=3, max_retries=2)
+        for i in range(3):
+            executor.submit(Task(i, ToySpace().to_descriptor(70 + i)))
+        results = []
+        while executor.in_flight:
+            results += executor.collect()
+    finally:
+        torch.set_num_threads(threads)
+    assert fake.options["max_retries"] == 0  # retried by the executor, which counts them
+    assert sorted((r.id, r.status, r.fitness, r.attempts) for r in results) == [
+        (0, "ok", 0.0, 1), (1, "ok", -1.0, 2), (2, "failed", 0.0, 3)]
+    assert "died 3 times" in [r.error for r in results if r.id == 2][0]
+    assert executor.resubmitted == [1, 2, 2]
 
 
 def test_ray_missing_is_a_clear_error(monkeypatch):
