@@ -1,12 +1,15 @@
 """The DQN agent of listings 3.8-3.9: exact states, valid cells, learning, resumability."""
 
+import pickle
+
 import numpy as np
 import pytest
 
+from nord import safe_pickle
 from nord.design.spaces.nasbench101 import NASBench101Space
 from nord.design.strategies.base import StrategyError
 from nord.design.strategies.reinforcement import (NO_CONNECTION, STATE_SIZE, CellBuilder,
-                                                  DQNAgent)
+                                                  DQNAgent, Transition)
 from tests.toy_search import ToySpace
 
 OPS = ["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"]
@@ -88,3 +91,46 @@ def test_agent_state_dict_continues_identically():
 def test_agent_needs_the_nasbench101_space():
     with pytest.raises(StrategyError, match="nasbench101 space"):
         DQNAgent(ToySpace())
+
+
+def continue_both(a, b, pending, steps=15):
+    for agent in (a, b):
+        agent.tell(pending.id, 0.5)
+    for _ in range(steps):
+        ca, cb = a.ask(), b.ask()
+        assert ca.architecture == cb.architecture
+        a.tell(ca.id, conv3x3_share(ca.architecture))
+        b.tell(cb.id, conv3x3_share(cb.architecture))
+
+
+def trained_agent_with_one_in_flight():
+    a = DQNAgent(NASBench101Space(), rng=5, memory_size=200)
+    for _ in range(50):
+        c = a.ask()
+        a.tell(c.id, conv3x3_share(c.architecture))
+    return a, a.ask()
+
+
+def test_agent_state_is_plain_data_with_an_episode_in_flight():
+    a, pending = trained_agent_with_one_in_flight()
+    state = safe_pickle.loads(safe_pickle.dumps(a.state_dict()))  # refuses anything but data
+    steps = state["episode_transitions"][pending.id]
+    assert all(type(step) is tuple and len(step) == 6 for step in steps)
+    assert state["memory"]["state"].shape == (len(a.memory), STATE_SIZE)  # arrays to chunk
+    b = DQNAgent(NASBench101Space(), rng=99, memory_size=200)
+    b.load_state_dict(state)
+    continue_both(a, b, pending)
+
+
+def test_agent_state_saved_by_the_previous_version_still_loads():
+    """It held episode steps as Transition objects and the memory as pickled bytes."""
+    a, pending = trained_agent_with_one_in_flight()
+    state = a.state_dict()
+    state["episode_transitions"] = {i: [Transition(*step) for step in steps]
+                                    for i, steps in state["episode_transitions"].items()}
+    state["memory"] = safe_pickle.dumps(state["memory"])
+    loaded = safe_pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    assert isinstance(loaded["episode_transitions"][pending.id][0], safe_pickle.PlainRecord)
+    b = DQNAgent(NASBench101Space(), rng=99, memory_size=200)
+    b.load_state_dict(loaded)
+    continue_both(a, b, pending)

@@ -6,6 +6,11 @@ any order and several candidates may be in flight at once, so a strategy
 keeps its own record of what it has asked and not yet heard back about.
 ``state_dict()`` / ``load_state_dict()`` capture everything, random generator
 included, so a run resumes exactly where it stopped.
+
+A run saves the state only every so many steps and, on resume, replays the
+asks and tells since: a strategy must therefore answer the same calls the same
+way given its state (all its randomness from ``self.rng`` or from the state),
+and an ``ask`` that returns ``None`` must change nothing.
 """
 
 from __future__ import annotations

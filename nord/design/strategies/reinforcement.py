@@ -27,7 +27,6 @@ cells the subset holds.
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 from dataclasses import dataclass
@@ -313,19 +312,24 @@ class DQNAgent(Strategy):
 
     # --------------------------------------------------------------- state
     def state_dict(self) -> dict:
+        """Plain data: the networks as ``torch.save`` bytes, the replay memory as
+        arrays (a run store saves only their changed rows), episodes as tuples."""
         state = super().state_dict()
         if self._saved is None or self._saved[0] != self.episodes:
-            # networks and memory change only when an episode is learnt from: serialise
-            # them once per episode, not at every ask (the run loop saves after each)
+            # the networks change only when an episode is learnt from: serialise them
+            # once per episode, however often the state is asked for
             buffer = io.BytesIO()
             torch.save({"policy": self.policy_net.state_dict(),
                         "target": self.target_net.state_dict(),
                         "optimizer": self.optimizer.state_dict()}, buffer)
-            memory = safe_pickle.dumps(self.memory.state_dict())
-            self._saved = (self.episodes, buffer.getvalue(), memory)
-        state.update(networks=self._saved[1], memory=self._saved[2],
-                     steps_done=self.steps_done,
-                     episodes=self.episodes, episode_transitions=dict(self.episode_transitions))
+            self._saved = (self.episodes, buffer.getvalue())
+        episodes = {i: [(t.state.copy(), t.layer, t.in1, t.in2,
+                         None if t.next_state is None else t.next_state.copy(), t.reward)
+                        for t in steps]
+                    for i, steps in self.episode_transitions.items()}
+        state.update(networks=self._saved[1], memory=self.memory.state_dict(),
+                     steps_done=self.steps_done, episodes=self.episodes,
+                     episode_transitions=episodes)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -339,5 +343,18 @@ class DQNAgent(Strategy):
                                     else memory)
         self.steps_done = int(state["steps_done"])
         self.episodes = int(state["episodes"])
-        self.episode_transitions = copy.deepcopy(dict(state["episode_transitions"]))
+        self.episode_transitions = {int(i): [_transition(t) for t in steps]
+                                    for i, steps in dict(state["episode_transitions"]).items()}
         self._saved = None
+
+
+def _transition(saved) -> Transition:
+    """A saved episode step: a tuple, or (stores from before) a record with attributes."""
+    if isinstance(saved, (tuple, list)):
+        state, layer, in1, in2, next_state, reward = saved
+    else:
+        state, layer, in1, in2, next_state, reward = (
+            saved.state, saved.layer, saved.in1, saved.in2, saved.next_state, saved.reward)
+    return Transition(np.array(state, dtype=np.float32), int(layer), int(in1), int(in2),
+                      None if next_state is None else np.array(next_state, dtype=np.float32),
+                      float(reward))
