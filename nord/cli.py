@@ -30,7 +30,7 @@ def _demo(args) -> int:
 
 def _describe(args) -> int:
     from nord.neural_nets import NeuralDescriptor, NeuralNet
-    descriptor = NeuralDescriptor.from_json(open(args.descriptor).read())
+    descriptor = NeuralDescriptor.from_file(args.descriptor)
     descriptor.validate()
     shape = tuple(args.input_shape)
     net = NeuralNet(descriptor, args.num_classes, shape if len(shape) > 1 else shape[0],
@@ -127,12 +127,12 @@ def _train_final(args) -> int:
                                                default_final_folder, train_final)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("nord.neural_nets.evaluators").setLevel(logging.INFO)
-    descriptor = architecture_of(args.source, channels=args.channels)
     settings = FinalTrainingSettings(dataset=args.dataset, epochs=args.epochs,
                                      optimizer=args.optimizer, batch_size=args.batch_size,
                                      augment=not args.no_augment,
                                      data_percentage=args.percentage, seed=args.seed,
                                      device=args.device, channels=args.channels)
+    descriptor = architecture_of(args.source, channels=args.channels)
     out = args.out or default_final_folder(args.source, args.channels)
     print(f"training {args.source} for {args.epochs} epochs; results go to {out}", flush=True)
     result = train_final(descriptor, settings, out)
@@ -203,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         "search", help="search a space with a strategy; every evaluation goes to "
         "<out>/run.sqlite; --resume continues a stopped or killed run",
         description="Run a search. Settings left out take their defaults (or, with "
-        "--resume, the stored run's).")
+        "--resume, the stored run's). With several workers, asynchronous evolution (the "
+        "default) is not reproducible: results arrive in a different order each time, and "
+        "each child is bred from the population as it stands then, so two runs with the "
+        "same seed differ. --synchronous --cycle-size N repeats exactly with any --workers "
+        "(when training, at the same --threads).")
     search.add_argument("--space", choices=["nasbench201", "nasbench101", "remnet", "deepneat"],
                         help="search space (default nasbench201); remnet and deepneat train "
                         "every candidate (see --dataset, --epochs, --percentage)")
@@ -246,13 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where evaluations run (default serial; process: a local pool; "
                         "ray: a Ray cluster, pip install 'nord[ray]')")
     search.add_argument("--workers", type=int,
-                        help="evaluations in flight at once (default 1)")
+                        help="evaluations in flight at once (default 1); above 1, asynchronous "
+                        "evolution does not repeat exactly (see --synchronous)")
     search.add_argument("--ray-address", help="existing Ray cluster, e.g. auto or head:6379 "
                         "(default: start a local Ray instance)")
     search.add_argument("--gpus", type=float, help="ray: GPUs per evaluation (default 0)")
     search.add_argument("--synchronous", action="store_true", default=None,
                         help="evolution with several workers: cycles of W children bred from "
-                        "the same population (default: asynchronous, a child per result)")
+                        "the same population (default: asynchronous, a child per result, "
+                        "which depends on the order results arrive in, so it is not "
+                        "reproducible); with --cycle-size the same seed gives the same search")
     search.add_argument("--cycle-size", type=int,
                         help="--synchronous: children per cycle (default: --workers); fix it "
                         "to get the same search with any number of workers")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 from nord.data_curators import find_fashion_mnist
+from nord.errors import SettingsError
 
 __all__ = ["DemoConfig", "run_demo", "listing_3_1_descriptor"]
 
@@ -108,6 +109,9 @@ def run_demo(config: DemoConfig = DemoConfig(), echo: Callable[[str], None] = pr
     from nord.execution.store import RunStore
 
     from nord.data_curators.splits import check_percentage
+    if config.workers < 1:
+        raise SettingsError(f"--workers {config.workers}: the demo trains at least one "
+                            f"candidate at a time; use --workers 1 or more")
     check_percentage(config.percentage)
     find_fashion_mnist(config.data_root)  # a clear error now rather than in every worker
     start = time.perf_counter()

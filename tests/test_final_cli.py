@@ -53,6 +53,15 @@ def test_export_a_descriptor_file(tmp_path, capsys):
     assert (tmp_path / "export" / "model.py").read_text().count("class ExportedNet") == 1
 
 
+@pytest.mark.parametrize("epochs", ["0", "-3"])
+def test_train_final_refuses_fewer_than_one_epoch(tmp_path, capsys, epochs):
+    out = tmp_path / "final"
+    assert main(["train-final", "remnet", "--epochs", epochs, "--out", str(out)]) == 2
+    assert (f"epochs must be at least 1 for a final training, got {epochs}; pass --epochs 1 "
+            f"or more") in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_bad_sources_are_clear_errors(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "neither a run folder" in capsys.readouterr().err

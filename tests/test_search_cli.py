@@ -75,6 +75,23 @@ def test_existing_run_needs_resume_and_matching_settings(tmp_path, capsys):
     assert rows(out) == rows(tmp_path / "straight")
 
 
+def test_a_resumed_budget_below_the_stored_one_is_refused(tmp_path, capsys):
+    code, out = search(tmp_path, "a", "--budget", "20")
+    assert main(["search", "--out", str(out), "--resume", "--budget", "10", "--quiet"]) == 2
+    assert ("--budget 10 is lower than this run's budget 20 (stored in "
+            f"{out / 'run.sqlite'}); a budget can only be raised") in capsys.readouterr().err
+    assert len(rows(out)) == 20
+    assert main(["search", "--out", str(out), "--resume", "--budget", "20", "--quiet"]) == 0
+
+
+def test_resumed_workers_are_checked_too(tmp_path, capsys):
+    code, out = search(tmp_path, "a", "--budget", "10")
+    assert main(["search", "--out", str(out), "--resume", "--budget", "12", "--executor",
+                 "process", "--workers", "0", "--quiet"]) == 2
+    assert "--workers 0: at least one evaluation" in capsys.readouterr().err
+    assert len(rows(out)) == 10
+
+
 def test_bad_settings_fail_before_a_store_is_written(tmp_path, capsys):
     out = tmp_path / "x"
     assert main(["search", "--space", "nasbench201", "--strategy", "rl", "--out", str(out),
@@ -126,12 +143,30 @@ def test_threads_per_evaluation_is_a_stored_setting(tmp_path):
     (["--epochs", "3"], "scored from its benchmark table, so training options (epochs)"),
     (["--space", "remnet", "--fitness", "x"], "but the remnet space trains its candidates"),
     (["--gpus", "1"], "applies to the Ray executor only"),
+    (["--executor", "serial", "--gpus", "0.5"],
+     "--gpus 0.5 applies to the Ray executor only (GPUs per evaluation): add --executor ray"),
+    (["--workers", "0"], "--workers 0: at least one evaluation must be in flight; use "
+                         "--workers 1"),
+    (["--executor", "process", "--workers", "0"], "--workers 0: at least one evaluation"),
+    (["--executor", "ray", "--gpus", "-1"], "--gpus must be 0 or more"),
+    (["--threads", "0"], "--threads must be at least 1, got 0"),
 ])
 def test_a_rejected_search_leaves_no_folder_behind(tmp_path, capsys, arguments, message):
     out = tmp_path / "run"
     assert main(["search", "--budget", "3", *arguments, "--quiet", "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # so the corrected command needs no --resume
+
+
+def test_help_and_readme_say_asynchronous_pools_do_not_repeat(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "asynchronous evolution (the default) is not reproducible" in text
+    assert "--synchronous --cycle-size N repeats exactly with any --workers" in text
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "with several workers it is **not reproducible**, faults or not" in readme
+    assert "for a search that repeats, use `--synchronous --cycle-size N`" in readme
 
 
 def test_held_only_and_anywhere_exclude_each_other(tmp_path, capsys):

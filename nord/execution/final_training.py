@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from nord.errors import NordError
+from nord.errors import NordError, SettingsError
 from nord.execution.store import RunStore
 
 __all__ = ["FinalTrainingSettings", "train_final", "architecture_of", "FinalResult",
@@ -40,6 +40,11 @@ class FinalTrainingSettings:
     seed: int = 0
     device: Optional[str] = None
     lr_schedule: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise SettingsError(f"epochs must be at least 1 for a final training, got "
+                                f"{self.epochs!r}; pass --epochs 1 or more (thesis: 20)")
 
 
 @dataclass(frozen=True)
@@ -97,10 +102,11 @@ def architecture_of(source, channels: Optional[int] = None, which: str = "best")
 def _from_file(path: Path, channels: Optional[int]):
     """A descriptor JSON file, or a REMNet genome as a run store holds it."""
     from nord.neural_nets import NeuralDescriptor
-    text = path.read_text()
+    from nord.neural_nets.serialization import read_json
+    text = path.read_bytes()
     try:
-        value = json.loads(text)
-    except ValueError as error:
+        value = read_json(text, "its text")
+    except NordError as error:
         raise NordError(f"{path} is not a descriptor JSON file (nor a genome): it does not "
                         f"parse as JSON ({error})") from error
     if isinstance(value, dict) and {"layers", "connections", "input", "output"} <= set(value):

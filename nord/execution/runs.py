@@ -8,6 +8,7 @@ from the store alone.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from nord.errors import SettingsError
 from nord.execution.executors import make_executor
 from nord.execution.objectives import NASBench101Objective, make_objective
 from nord.execution.run_loop import ProgressEvent, RunSummary, SearchRun
-from nord.execution.store import RunStore
+from nord.execution.store import ReadOnlyStoreError, RunStore, StoreError
 
 __all__ = ["SearchSettings", "run_search", "STORE_NAME", "SettingsError"]
 
@@ -76,6 +77,31 @@ class SearchSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     # ---------------------------------------------------------------- parts
+    def check(self) -> None:
+        """Refuse worker and GPU settings that cannot work, naming the flag to use."""
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise SettingsError(f"--workers {self.workers}: at least one evaluation must be "
+                                f"in flight; use --workers 1 (the serial executor) or more "
+                                f"with --executor process or ray")
+        if self.executor == "serial" and self.workers != 1:
+            raise SettingsError(f"the serial executor runs one evaluation at a time; for "
+                                f"--workers {self.workers} choose --executor process or ray")
+        for name in ("threads", "cycle_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise SettingsError(f"--{name.replace('_', '-')} must be at least 1, got "
+                                    f"{value}; leave it out for the default")
+        if self.gpus and self.executor != "ray":
+            where = ("trains on the visible GPU (choose it with CUDA_VISIBLE_DEVICES)"
+                     if self.executor == "serial" else
+                     "gives its workers the visible GPUs in turn")
+            raise SettingsError(f"--gpus {self.gpus} applies to the Ray executor only (GPUs "
+                                f"per evaluation): add --executor ray, or leave --gpus out; "
+                                f"the {self.executor} executor {where}")
+        if self.gpus < 0:
+            raise SettingsError(f"--gpus must be 0 or more (GPUs per Ray evaluation), got "
+                                f"{self.gpus}")
+
     def resolved(self) -> "SearchSettings":
         """These settings with the defaults that depend on others written out, as a
         run stores them: a synchronous cycle is ``workers`` children unless
@@ -98,10 +124,7 @@ class SearchSettings:
         """The space's benchmark table, or ``objective='training'``: train each
         candidate with ``LocalEvaluator`` (``objective_options``: dataset,
         epochs, data_percentage, optimizer, batch_size, seed, ...)."""
-        if self.gpus and self.executor != "ray":
-            raise SettingsError(f"gpus {self.gpus} applies to the Ray executor only; the "
-                                f"{self.executor} executor uses every visible GPU (pool workers "
-                                f"take them in turn): leave --gpus out or add --executor ray")
+        self.check()
         if self.objective == "training" or (self.objective is None
                                             and self.space not in TABLE_SPACES):
             ignored = [name for name, value in (("fitness", self.fitness), ("table", self.table),
@@ -170,7 +193,8 @@ RESUME_OVERRIDABLE = ("budget", "table", "executor", "workers", "ray_address", "
                       "threads")
 
 
-def _resumed_settings(stored: SearchSettings, explicit: Dict[str, Any]) -> SearchSettings:
+def _resumed_settings(stored: SearchSettings, explicit: Dict[str, Any],
+                      path="the run store") -> SearchSettings:
     different = {name: value for name, value in explicit.items()
                  if name not in RESUME_OVERRIDABLE and getattr(stored, name) != value}
     if different:
@@ -180,7 +204,10 @@ def _resumed_settings(stored: SearchSettings, explicit: Dict[str, Any]) -> Searc
                             f"without them or start a new run in another --out folder")
     changes = {k: v for k, v in explicit.items() if k in RESUME_OVERRIDABLE}
     if changes.get("budget", stored.budget) < stored.budget:
-        changes.pop("budget")
+        raise SettingsError(f"--budget {changes['budget']} is lower than this run's budget "
+                            f"{stored.budget} (stored in {path}); a budget can only be "
+                            f"raised: resume without --budget to finish the {stored.budget} "
+                            f"evaluations, or give {stored.budget} or more")
     return dataclasses.replace(stored, **changes)
 
 
@@ -202,15 +229,19 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
         if "settings" not in meta:
             raise SettingsError(f"{path} holds no search settings; it was not written by "
                                 f"run_search / nord search")
+        if not isinstance(meta["settings"], dict):
+            raise StoreError(f"the settings in {path} are not a JSON object; the store is "
+                             f"damaged: start a new run in another --out folder")
         # resolved first: a run stored before cycle_size was written out keeps the
         # cycle of the workers it was started with
         settings = _resumed_settings(SearchSettings.from_dict(meta["settings"]).resolved(),
-                                     dict(explicit or {}))
+                                     dict(explicit or {}), path)
     elif settings is None:
         raise SettingsError("settings are needed to start a run")
     elif path.exists():
         raise SettingsError(f"{out} already holds a run; pass --resume to continue it or "
                             f"choose another --out")
+    settings.check()
     settings = settings.resolved()
     # build everything before touching the store, so a bad setting leaves no file
     objective = settings.build_objective()
@@ -223,15 +254,26 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
     started = False
     try:
         with RunLock(folder):
-            store = RunStore(path)
+            if not resume and path.exists():  # another start got here first
+                raise SettingsError(f"{out} already holds a run; pass --resume to continue "
+                                    f"it or choose another --out")
+            RunStore.discard_unfinished(path)  # left by a start that was killed
+            stored = {"settings": settings.to_dict(), "space_settings": space.settings()}
+            # a new store is created holding its settings: killed at any moment, a start
+            # leaves no store or one that resumes
+            store = RunStore(path, meta=None if resume else stored)
             try:
+                if resume:
+                    store.check_writable()
+                    _check_state_loads(store, strategy)
                 executor = make_executor(settings.executor, objective, workers=settings.workers,
                                          **settings.executor_options())
                 try:
                     run = SearchRun(strategy, objective, store, settings.budget,
                                     executor=executor, cache=settings.cache,
                                     callbacks=callbacks)
-                    store.set_meta(settings=settings.to_dict(), space_settings=space.settings())
+                    if resume:
+                        store.set_meta(**stored)
                     started = True
                     summary = run.run()
                 finally:
@@ -264,6 +306,20 @@ def _check_data_fits(space, objective) -> None:
             f"or space")
 
 
+def _check_state_loads(store: RunStore, strategy) -> None:
+    """The stored strategy state must load into the strategy these settings build."""
+    state = store.load_state()
+    if state is None:
+        return
+    try:
+        strategy.load_state_dict(state)
+    except KeyError as error:
+        name = getattr(strategy, "name", type(strategy).__name__)
+        raise StoreError(f"the {name} strategy state in {store.path} lacks the key "
+                         f"{error}; the store is damaged or from an incompatible NORD "
+                         f"version: start a new run in another --out folder") from error
+
+
 def _remove_if_empty(folder: Path) -> None:
     try:
         folder.rmdir()
@@ -284,8 +340,16 @@ class RunLock:
         self._handle = None
 
     def __enter__(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")
+        except OSError as error:
+            if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise ReadOnlyStoreError(f"{self.path.parent} is read-only ({error.strerror}); a "
+                                     f"search writes its run there: make it writable (chmod "
+                                     f"-R u+w {self.path.parent}) or choose another --out"
+                                     ) from error
         try:
             import fcntl
         except ImportError:  # no flock on this platform: run unlocked

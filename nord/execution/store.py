@@ -2,11 +2,14 @@
 
 Every candidate is written when it is asked (status ``pending``) and updated
 when its result arrives, in a committed transaction, *before* the strategy is
-told. The strategy's state (random generator included) is saved after every
-ask and every tell. A run killed at any point (``kill -9`` included) therefore
-resumes with nothing lost and nothing repeated: the saved state is loaded,
-results committed but not yet told are told, and candidates still pending are
-evaluated again.
+told. Each ask and tell is logged in order (``strategy_events``) in the same
+transaction, and every so many steps the strategy's whole state (random
+generator included) is saved with it: a checkpoint, whose large arrays go into
+content-addressed chunks so that only the changed ones are written. A run
+killed at any point (``kill -9`` included) therefore resumes with nothing lost
+and nothing repeated: the checkpoint is loaded, the steps logged since are
+replayed, results committed but not yet told are told, and candidates still
+pending are evaluated again.
 
 The file uses SQLite's write-ahead log with ``synchronous=NORMAL``: a commit
 survives the process being killed (not necessarily a power cut), without an
@@ -15,20 +18,27 @@ survives the process being killed (not necessarily a power cut), without an
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from nord import safe_pickle
 from nord.errors import NordError
 
-__all__ = ["RunStore", "EvaluationRecord", "StoreError", "STATUSES", "MEMORY"]
+__all__ = ["RunStore", "EvaluationRecord", "StoreError", "ReadOnlyStoreError", "STATUSES",
+           "MEMORY"]
 
 #: the path of a store kept in memory (studies of many short benchmark runs)
 MEMORY = ":memory:"
+
+#: about what one ask or tell adds to the step log (counted in ``state_bytes_written``)
+STEP_BYTES = 16
+_CHECKPOINT = "nord_checkpoint"
 
 #: outcomes of an evaluation; every status but ``ok`` and ``cached`` scores fitness 0
 STATUSES = ("pending", "ok", "cached", "invalid", "not_in_table", "failed")
@@ -59,11 +69,31 @@ CREATE TABLE IF NOT EXISTS evaluations (
 CREATE INDEX IF NOT EXISTS evaluations_hash ON evaluations (hash);
 CREATE TABLE IF NOT EXISTS strategy_state (id INTEGER PRIMARY KEY CHECK (id = 1),
                                            saved_at REAL NOT NULL, state BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS strategy_events (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL,
+                                            candidate INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS strategy_chunks (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
 
 class StoreError(NordError):
     """The run store is missing, from another run, or inconsistent."""
+
+
+class ReadOnlyStoreError(StoreError, PermissionError):
+    """The run store (or its folder) cannot be written."""
+
+
+#: tables every store has held since the first version (later ones are added on open)
+_CORE_TABLES = ("meta", "evaluations", "strategy_state")
+
+
+def _read_only_errno(error: BaseException) -> bool:
+    return getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _damaged(path) -> str:
+    return (f"the store is damaged: restore {Path(path).name} from a copy, or start a new "
+            f"run in another --out folder")
 
 
 @dataclass(frozen=True)
@@ -97,6 +127,11 @@ class EvaluationRecord:
         return self.finished_at - self.started_at
 
 
+#: the ``evaluations`` columns a record is read from, in its fields' order
+_COLUMNS = tuple(f.name for f in fields(EvaluationRecord))
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM evaluations "
+
+
 class RunStore:
     """Open (creating if needed) the run store at ``path``.
 
@@ -107,9 +142,16 @@ class RunStore:
     >>> best = store.best()                         # doctest: +SKIP
     """
 
-    def __init__(self, path, create: bool = True) -> None:
+    #: bytes of strategy state written through this object: checkpoints, new chunks, steps
+    state_bytes_written = 0
+
+    def __init__(self, path, create: bool = True,
+                 meta: Optional[Dict[str, Any]] = None) -> None:
+        """``meta``: values a new store is created with, in the same step as its
+        tables (a process killed while creating it leaves no store at all)."""
         self.path = Path(path)
-        if str(path) == MEMORY:
+        memory = str(path) == MEMORY
+        if memory:
             self.db = sqlite3.connect(MEMORY, isolation_level=None)
         else:
             if not self.path.exists() and not create:
@@ -117,20 +159,105 @@ class RunStore:
                                  f"a `nord search` run?")
             if self.path.is_dir():
                 raise StoreError(f"{self.path} is a folder, not a run store")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            if not self.path.exists():
+                self._create(meta)
+            elif meta is not None:
+                raise StoreError(f"{self.path} already exists; meta= only fills a new store: "
+                                 f"use set_meta() on an existing one")
+            try:
+                self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            except sqlite3.DatabaseError as error:
+                raise self._open_error(error) from error
         try:
-            if str(path) != MEMORY:
+            if not memory:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            self._check_tables()
+            self.db.executescript(_SCHEMA)  # tables added since the store was made
             self._result_seq = self.db.execute(
                 "SELECT COALESCE(MAX(result_seq), 0) FROM evaluations").fetchone()[0]
+        except StoreError:
+            self.db.close()
+            raise
         except sqlite3.DatabaseError as error:
             self.db.close()
-            raise StoreError(f"{self.path} is not a readable run store ({error}); it is "
-                             f"damaged or not a NORD run: start a new run in another "
-                             f"--out folder") from error
+            raise self._open_error(error) from error
+        if memory and meta:
+            self.set_meta(**meta)
+
+    def _create(self, meta: Optional[Dict[str, Any]]) -> None:
+        """Write the new store's tables and ``meta`` to a file beside ``path``, then
+        rename it into place, so the store appears complete or not at all."""
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp.unlink(missing_ok=True)
+            db = sqlite3.connect(str(temp), isolation_level=None)
+            try:
+                db.executescript("BEGIN;" + _SCHEMA)
+                db.executemany("INSERT INTO meta VALUES (?, ?)",
+                               [(key, json.dumps(value)) for key, value in (meta or {}).items()])
+                db.execute("COMMIT")
+            finally:
+                db.close()
+            os.replace(temp, self.path)
+        except BaseException as error:
+            self.discard_unfinished(self.path, pid=os.getpid())
+            if isinstance(error, sqlite3.DatabaseError) or _read_only_errno(error):
+                raise self._open_error(error, creating=True) from error
+            raise
+
+    @staticmethod
+    def discard_unfinished(path, pid: Optional[int] = None) -> None:
+        """Remove what creating the store at ``path`` left when it was killed (of
+        process ``pid``, or of any: only while no process is creating it)."""
+        path = Path(path)
+        for leftover in path.parent.glob(f".{path.name}.{pid or '*'}.new*"):
+            leftover.unlink(missing_ok=True)
+
+    def _check_tables(self) -> None:
+        """An existing store holds the tables every NORD version wrote, with the
+        columns records are read from (a store with no tables at all is new)."""
+        tables = {name for (name,) in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return
+        missing = [name for name in _CORE_TABLES if name not in tables]
+        if missing:
+            raise StoreError(f"{self.path} has no {' or '.join(missing)} table; "
+                             f"{_damaged(self.path)}")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(evaluations)")}
+        lacking = [name for name in _COLUMNS if name not in columns]
+        if lacking:
+            raise StoreError(f"the evaluations table in {self.path} lacks the column(s) "
+                             f"{', '.join(lacking)}; {_damaged(self.path)}")
+
+    def _open_error(self, error: Exception, creating: bool = False) -> StoreError:
+        """A store that could not be opened or created: read-only, or damaged."""
+        name = getattr(error, "sqlite_errorname", "") or ""
+        folder = self.path.parent
+        writable = os.access(folder, os.W_OK) and (not self.path.exists()
+                                                   or os.access(self.path, os.W_OK))
+        if (name.startswith("SQLITE_READONLY") or "readonly" in str(error)
+                or _read_only_errno(error)
+                or (name not in ("SQLITE_NOTADB", "SQLITE_CORRUPT") and not writable)):
+            return ReadOnlyStoreError(
+                f"{self.path} is read-only ({error}); a run store and its folder must be "
+                f"writable, even to read it: make them writable (chmod -R u+w {folder}) or "
+                f"copy the folder somewhere writable and use the copy")
+        if creating:
+            return StoreError(f"could not create the run store {self.path} ({error}); free "
+                              f"some disk space or choose another --out folder")
+        return StoreError(f"{self.path} is not a readable run store ({error}); it is "
+                          f"damaged or not a NORD run: start a new run in another "
+                          f"--out folder")
+
+    def check_writable(self) -> None:
+        """Raise :class:`ReadOnlyStoreError` now if the store cannot be written."""
+        try:
+            self.db.execute("DELETE FROM meta WHERE 0")  # a write that changes nothing
+        except sqlite3.DatabaseError as error:
+            raise self._open_error(error) from error
 
     def close(self) -> None:
         self.db.close()
@@ -149,23 +276,26 @@ class RunStore:
                                 (key, json.dumps(value)))
 
     def meta(self) -> Dict[str, Any]:
-        try:
-            return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
-        except ValueError as error:
-            raise StoreError(f"the settings in {self.path} do not parse ({error}); the "
-                             f"store is damaged: start a new run in another --out folder"
-                             ) from error
+        values = {}
+        for key, value in self.db.execute("SELECT key, value FROM meta"):
+            try:
+                values[key] = json.loads(value)
+            except (TypeError, ValueError) as error:
+                raise StoreError(f"the {key!r} entry of {self.path} is not JSON ({error}); "
+                                 f"{_damaged(self.path)}") from error
+        return values
 
     # ------------------------------------------------------------- writing
     def record_ask(self, candidate_id: int, architecture: Any, descriptor: Optional[str],
-                   key: Optional[str], state: dict, ask_seconds: float) -> None:
-        """A new pending candidate and the strategy state after asking, atomically."""
+                   key: Optional[str], state: Optional[dict], ask_seconds: float) -> None:
+        """A new pending candidate and the ask in the step log, atomically, with the
+        strategy state after asking when a checkpoint is due (``state`` not None)."""
         with self._transaction():
             self.db.execute(
                 "INSERT INTO evaluations (id, architecture, descriptor, hash, asked_at, ask_seconds)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (candidate_id, json.dumps(architecture), descriptor, key, time.time(), ask_seconds))
-            self._save_state(state)
+            self._log_step("ask", candidate_id, state)
 
     def record_start(self, candidate_id: int, worker: Optional[str] = None) -> None:
         with self._transaction():
@@ -176,8 +306,9 @@ class RunStore:
                       metrics: Optional[dict] = None, error: Optional[str] = None,
                       started_at: Optional[float] = None, finished_at: Optional[float] = None,
                       cost: Optional[float] = None, worker: Optional[str] = None,
-                      cached_from: Optional[int] = None) -> None:
-        """Commit one result (before the strategy hears of it)."""
+                      cached_from: Optional[int] = None, attempts: Optional[int] = None) -> None:
+        """Commit one result (before the strategy hears of it); ``attempts``: evaluations
+        begun for it (``None`` keeps what :meth:`record_start` counted)."""
         if status not in STATUSES[1:]:
             raise StoreError(f"unknown status {status!r}; one of {STATUSES[1:]}")
         with self._transaction():
@@ -191,36 +322,88 @@ class RunStore:
             self._result_seq += 1
             self.db.execute(
                 "UPDATE evaluations SET status=?, fitness=?, metrics=?, error=?, started_at=?, "
-                "finished_at=?, cost=?, worker=COALESCE(?, worker), cached_from=?, result_seq=? "
-                "WHERE id=?",
+                "finished_at=?, cost=?, worker=COALESCE(?, worker), cached_from=?, result_seq=?, "
+                "attempts=COALESCE(?, attempts) WHERE id=?",
                 (status, float(fitness), json.dumps(metrics or {}), error, started_at,
-                 finished_at, cost, worker, cached_from, self._result_seq, candidate_id))
+                 finished_at, cost, worker, cached_from, self._result_seq,
+                 None if attempts is None else int(attempts), candidate_id))
 
-    def record_tell(self, candidate_id: int, state: dict, tell_seconds: float) -> None:
-        """Mark a result as told and save the strategy state, atomically."""
+    def record_tell(self, candidate_id: int, state: Optional[dict], tell_seconds: float) -> None:
+        """Mark a result as told and log the tell, atomically, with the strategy state
+        when a checkpoint is due (``state`` not None)."""
         with self._transaction():
             self.db.execute("UPDATE evaluations SET told = 1, tell_seconds = ? WHERE id = ?",
                             (tell_seconds, candidate_id))
-            self._save_state(state)
+            self._log_step("tell", candidate_id, state)
 
-    def _save_state(self, state: dict) -> None:
+    def save_checkpoint(self, state: dict) -> None:
+        """Save the strategy state as of the last logged step (nothing to replay after it)."""
+        with self._transaction():
+            last = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM strategy_events").fetchone()
+            self._save_state(state, last[0])
+
+    def _log_step(self, kind: str, candidate_id: int, state: Optional[dict]) -> None:
+        seq = self.db.execute("INSERT INTO strategy_events (kind, candidate) VALUES (?, ?)",
+                              (kind, candidate_id)).lastrowid
+        self.state_bytes_written += STEP_BYTES
+        if state is not None:
+            self._save_state(state, seq)
+
+    def _save_state(self, state: dict, step: int) -> None:
+        """The checkpoint: the state's small part in one blob, its large arrays as
+        content-addressed chunks, of which only the new ones are written."""
+        skeleton, chunks = safe_pickle.split(state)
+        stored = {key for (key,) in self.db.execute("SELECT hash FROM strategy_chunks")}
+        new = [(key, data) for key, data in chunks.items() if key not in stored]
+        self.db.executemany("INSERT INTO strategy_chunks VALUES (?, ?)", new)
+        self.db.executemany("DELETE FROM strategy_chunks WHERE hash = ?",
+                            [(key,) for key in stored - set(chunks)])
+        blob = safe_pickle.dumps({_CHECKPOINT: 2, "step": step, "state": skeleton})
         self.db.execute("INSERT OR REPLACE INTO strategy_state VALUES (1, ?, ?)",
-                        (time.time(), safe_pickle.dumps(state)))
+                        (time.time(), blob))
+        self.state_bytes_written += len(blob) + sum(len(data) for _, data in new)
 
     # ------------------------------------------------------------- reading
     def load_state(self) -> Optional[dict]:
+        """The strategy state of the last checkpoint (``None`` before the first ask)."""
+        checkpoint = self.load_checkpoint()
+        return None if checkpoint is None else checkpoint[0]
+
+    def load_checkpoint(self) -> Optional[Tuple[dict, int]]:
+        """``(state, step)``: the last saved strategy state and the step-log number it
+        was saved at; the steps after it are :meth:`steps_since` that number."""
         row = self.db.execute("SELECT state FROM strategy_state WHERE id = 1").fetchone()
         if row is None:
             return None
         try:
-            return safe_pickle.loads(row[0])  # plain data only: loading runs no code
+            saved = safe_pickle.loads(row[0])  # plain data only: loading runs no code
+            if isinstance(saved, dict) and saved.get(_CHECKPOINT) == 2:
+                chunks = dict(self.db.execute("SELECT hash, data FROM strategy_chunks"))
+                return safe_pickle.join(saved["state"], chunks), int(saved["step"])
         except Exception as error:
             raise StoreError(f"the strategy state in {self.path} does not load "
                              f"({type(error).__name__}: {error}); the store is damaged or "
                              f"from an incompatible version: start a new run") from error
+        # written before the step log existed: saved after every step, so the state is
+        # current and every logged step (written since, by this version) comes after it
+        return saved, 0
+
+    def steps_since(self, step: int) -> List[Tuple[str, int]]:
+        """``(kind, candidate id)`` of each ask and tell logged after ``step``, in order."""
+        return list(self.db.execute("SELECT kind, candidate FROM strategy_events WHERE seq > ? "
+                                    "ORDER BY seq", (int(step),)))
+
+    def told_before_ask(self, told_id: int, asked_id: int) -> bool:
+        """Whether the result of ``told_id`` was told before ``asked_id`` was asked (so
+        it was there to reuse when it was); False where the step log does not say."""
+        row = self.db.execute(
+            "SELECT (SELECT seq FROM strategy_events WHERE kind = 'tell' AND candidate = ?) < "
+            "(SELECT seq FROM strategy_events WHERE kind = 'ask' AND candidate = ?)",
+            (told_id, asked_id)).fetchone()
+        return bool(row[0])
 
     def records(self, where: str = "", params=()) -> List[EvaluationRecord]:
-        query = "SELECT * FROM evaluations " + (f"WHERE {where} " if where else "") + "ORDER BY id"
+        query = _SELECT + (f"WHERE {where} " if where else "") + "ORDER BY id"
         return [self._record(row) for row in self.db.execute(query, params)]
 
     def pending(self) -> List[EvaluationRecord]:
@@ -253,8 +436,7 @@ class RunStore:
         for first (the lowest id: the order results arrived in can vary between
         repeats of a run with several workers, the ask order does not)."""
         row = self.db.execute(
-            "SELECT * FROM evaluations WHERE status != 'pending' "
-            "ORDER BY fitness DESC, id ASC LIMIT 1").fetchone()
+            _SELECT + "WHERE status != 'pending' ORDER BY fitness DESC, id ASC LIMIT 1").fetchone()
         return None if row is None else self._record(row)
 
     def __iter__(self) -> Iterator[EvaluationRecord]:
@@ -262,13 +444,31 @@ class RunStore:
 
     # ------------------------------------------------------------ internals
     def _record(self, row) -> EvaluationRecord:
-        (id_, architecture, descriptor, key, status, fitness, metrics, error, cached_from,
-         asked_at, started_at, finished_at, cost, worker, attempts, result_seq, told,
-         ask_seconds, tell_seconds) = row
-        return EvaluationRecord(id_, json.loads(architecture), descriptor, key, status, fitness,
-                                json.loads(metrics) if metrics else {}, error, cached_from,
-                                asked_at, started_at, finished_at, cost, worker, attempts,
-                                result_seq, bool(told), ask_seconds, tell_seconds)
+        """One row as a record; a value no NORD version writes is a :class:`StoreError`."""
+        values = dict(zip(_COLUMNS, row))
+        where = f"evaluation #{values['id']} in {self.path}"
+        status, fitness = values["status"], values["fitness"]
+        if status not in STATUSES:
+            raise StoreError(f"{where} has the unknown status {status!r}; {_damaged(self.path)}")
+        if status != "pending" and not isinstance(fitness, (int, float)):
+            what = ("no fitness (NULL, which is also how SQLite stores a NaN)"
+                    if fitness is None else f"the fitness {fitness!r}, not a number")
+            raise StoreError(f"{where} ({status}) has {what}; {_damaged(self.path)}")
+        for name, what in (("architecture", "an architecture that is"),
+                           ("metrics", "metrics that are")):
+            if name == "metrics" and not values[name]:
+                values[name] = {}
+                continue
+            try:
+                values[name] = json.loads(values[name])
+            except (TypeError, ValueError) as error:
+                raise StoreError(f"{where} holds {what} not JSON ({error}); "
+                                 f"{_damaged(self.path)}") from error
+        if not isinstance(values["metrics"], dict):
+            raise StoreError(f"{where} holds metrics that are not a JSON object; "
+                             f"{_damaged(self.path)}")
+        values["told"] = bool(values["told"])
+        return EvaluationRecord(**values)
 
     def _transaction(self):
         return _Transaction(self.db)
