@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import sqlite3
 import time
@@ -311,6 +312,10 @@ class RunStore:
         begun for it (``None`` keeps what :meth:`record_start` counted)."""
         if status not in STATUSES[1:]:
             raise StoreError(f"unknown status {status!r}; one of {STATUSES[1:]}")
+        if not math.isfinite(float(fitness)):
+            raise StoreError(f"candidate {candidate_id}'s fitness is {fitness}; SQLite would "
+                             f"store it as NULL: record a non-finite score as 'failed' with "
+                             f"fitness 0 (run_task does)")
         with self._transaction():
             row = self.db.execute("SELECT status FROM evaluations WHERE id = ?",
                                   (candidate_id,)).fetchone()

@@ -10,6 +10,7 @@ the table lacks) are raised, since every other candidate would fail the same.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -84,9 +85,15 @@ def run_task(objective, task: Task) -> TaskResult:
         message = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
     else:
         failed = getattr(outcome, "failed", False)
-        return TaskResult(task.id, "failed" if failed else "ok",
-                          FAILED_FITNESS if failed else float(outcome.fitness),
-                          dict(outcome.metrics), getattr(outcome, "error", None), outcome.cost,
+        error = getattr(outcome, "error", None)
+        fitness = FAILED_FITNESS if failed else float(outcome.fitness)
+        if not math.isfinite(fitness):  # a NaN would be stored as NULL and poison the store
+            failed, fitness = True, FAILED_FITNESS
+            error = (f"NonFiniteFitness: the objective scored this candidate "
+                     f"{outcome.fitness} (a table cell without the metric, or a diverged "
+                     f"score); recorded as failed with fitness {FAILED_FITNESS}")
+        return TaskResult(task.id, "failed" if failed else "ok", fitness,
+                          dict(outcome.metrics), error, outcome.cost,
                           started, time.time(), worker_name())
     return TaskResult(task.id, status, FAILED_FITNESS, {}, message, None, started, time.time(),
                       worker_name())

@@ -9,6 +9,7 @@ from nord.design.strategies.random_search import RandomSearch
 from nord.errors import DataNotFoundError
 from nord.execution.run_loop import SearchRun
 from nord.execution.store import RunStore, StoreError
+from nord.execution.objectives import Outcome
 from tests.toy_search import ToyObjective, ToySpace
 
 
@@ -76,6 +77,28 @@ def test_failed_training_is_recorded_with_its_traceback(tmp_path):
     assert failed and all(r.fitness == 0.0 for r in failed)
     assert "RuntimeError: training" in failed[0].error and "Traceback" in failed[0].error
     assert summary.statuses["failed"] == len(failed)
+
+
+class NaNObjective(ToyObjective):
+    """Answers NaN (a table cell without the metric, a diverged score) for odd values."""
+
+    def evaluate(self, descriptor):
+        outcome = super().evaluate(descriptor)
+        if outcome.metrics["value"] % 2:
+            return Outcome(float("nan"), outcome.metrics, outcome.cost)
+        return outcome
+
+
+def test_a_non_finite_fitness_is_a_failed_evaluation_not_a_poisoned_store(tmp_path):
+    run, store, _ = search(tmp_path, budget=40, cache=False,
+                           strategy=RandomSearch(ToySpace(), rng=0), objective=NaNObjective())
+    summary = run.run()
+    odd = [r for r in store.finished() if r.architecture % 2 and r.architecture % 13]
+    assert odd and all(r.status == "failed" and r.fitness == 0.0 for r in odd)
+    assert "NonFiniteFitness: the objective scored this candidate nan" in odd[0].error
+    even = [r for r in store.finished() if r.status == "ok"]
+    assert even and all(r.architecture % 2 == 0 for r in even)
+    assert summary.evaluations == 40 and summary.statuses["failed"] == len(odd)
 
 
 class Crash(Exception):
@@ -168,6 +191,10 @@ def test_store_refuses_double_results_and_unknown_candidates(tmp_path):
         store.record_result(7, "ok", 2.0)
     with pytest.raises(StoreError, match="unknown status"):
         store.record_result(0, "great", 2.0)
+    store.record_ask(1, 6, None, "6", {"x": 2}, 0.0)
+    with pytest.raises(StoreError, match="fitness is nan; SQLite would store it as NULL"):
+        store.record_result(1, "ok", float("nan"))
+    assert [r.status for r in store.records()] == ["ok", "pending"]
     with pytest.raises(StoreError, match="no run store"):
         RunStore(tmp_path / "missing.sqlite", create=False)
 
