@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from nord.design.spaces import get_space
 from nord.design.strategies import make_strategy
-from nord.errors import SettingsError
+from nord.errors import NordError, SettingsError
 from nord.execution.executors import make_executor
 from nord.execution.objectives import NASBench101Objective, make_objective
 from nord.execution.run_loop import ProgressEvent, RunSummary, SearchRun
@@ -227,8 +227,9 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
         with RunStore(path, create=False) as existing:
             meta = existing.meta()
         if "settings" not in meta:
-            raise SettingsError(f"{path} holds no search settings; it was not written by "
-                                f"run_search / nord search")
+            raise SettingsError(f"{path} holds no search settings (a start killed before it "
+                                f"wrote them, or not written by nord search); start the run "
+                                f"anew, without --resume")
         if not isinstance(meta["settings"], dict):
             raise StoreError(f"the settings in {path} are not a JSON object; the store is "
                              f"damaged: start a new run in another --out folder")
@@ -238,7 +239,7 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
                                      dict(explicit or {}), path)
     elif settings is None:
         raise SettingsError("settings are needed to start a run")
-    elif path.exists():
+    elif path.exists() and not _discard_if_empty(path):
         raise SettingsError(f"{out} already holds a run; pass --resume to continue it or "
                             f"choose another --out")
     settings.check()
@@ -292,6 +293,24 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
     finally:
         if new_folder and not started and not resume:
             _remove_if_empty(folder)
+
+
+def _discard_if_empty(path: Path) -> bool:
+    """Remove a store that holds no settings and no evaluation (what a start killed
+    before its settings were written left behind, before stores were created
+    whole); True if it was removed. Anything else is kept."""
+    try:
+        empty = path.stat().st_size == 0
+        if not empty:
+            with RunStore(path, create=False) as existing:
+                empty = "settings" not in existing.meta() and existing.count() == 0
+    except (NordError, OSError):
+        return False  # damaged or unreadable: not ours to delete
+    if empty:
+        log.warning("removing %s: an empty store left by a start that was killed", path)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+    return empty
 
 
 def _check_data_fits(space, objective) -> None:

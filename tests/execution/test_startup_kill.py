@@ -172,3 +172,48 @@ def test_a_real_sigkill_at_many_moments_of_a_pool_start(tmp_path):
         else:
             assert main(ARGS + sync + ["--out", str(out)]) == 0
         assert rows(out) == reference
+
+
+OLD_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE evaluations (id INTEGER PRIMARY KEY, architecture TEXT NOT NULL,
+    descriptor TEXT, hash TEXT, status TEXT NOT NULL DEFAULT 'pending', fitness REAL,
+    metrics TEXT, error TEXT, cached_from INTEGER, asked_at REAL NOT NULL, started_at REAL,
+    finished_at REAL, cost REAL, worker TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    result_seq INTEGER, told INTEGER NOT NULL DEFAULT 0, ask_seconds REAL, tell_seconds REAL);
+CREATE TABLE strategy_state (id INTEGER PRIMARY KEY CHECK (id = 1), saved_at REAL NOT NULL,
+    state BLOB NOT NULL);
+"""
+
+
+def exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+@pytest.mark.parametrize("leftover", ["zero bytes", "schema only"])
+def test_an_empty_store_left_by_an_older_killed_start_is_replaced(tmp_path, leftover):
+    """Before stores were created whole, a killed start left an empty run.sqlite (no
+    settings, no evaluations) that blocked both a new start and --resume."""
+    out = tmp_path / "run"
+    out.mkdir()
+    store = out / "run.sqlite"
+    if leftover == "zero bytes":
+        store.touch()
+    else:
+        db = sqlite3.connect(store)
+        db.executescript(OLD_SCHEMA)
+        db.close()
+    assert exit_code(ARGS + ["--out", str(out), "--resume"]) == 2
+    assert main(ARGS + ["--out", str(out)]) == 0
+    assert main(ARGS + ["--out", str(tmp_path / "reference")]) == 0
+    assert rows(out) == rows(tmp_path / "reference") and len(rows(out)) == 6
+
+
+def test_a_store_holding_evaluations_is_never_replaced(tmp_path):
+    out = tmp_path / "run"
+    assert main(ARGS + ["--out", str(out)]) == 0
+    assert exit_code(ARGS + ["--out", str(out)]) == 2
+    assert len(rows(out)) == 6
