@@ -176,10 +176,14 @@ class TrainingObjective(Objective):
         return LocalEvaluator(self.optimizer, self.optimizer_params, **self.evaluator_options)
 
     def prepare(self) -> None:
+        """Check the dataset and metric, and load the data: a missing or damaged data
+        file (a labels file that is an image, a cut-short archive) fails now, before
+        a run store exists, not at the first evaluation."""
         config = self.evaluator.configs[self.dataset]  # an unknown dataset fails now
         if self.metric not in config.metrics:
             raise SettingsError(f"dataset {self.dataset!r} reports {list(config.metrics)}, "
                                 f"not {self.metric!r}")
+        self.evaluator.load_data(self.dataset, self.data_percentage)  # kept for evaluations
 
     def input_rank(self) -> int:
         """How many spatial dimensions the dataset's inputs have (2 for images)."""

@@ -246,9 +246,9 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
     settings = settings.resolved()
     # build everything before touching the store, so a bad setting leaves no file
     objective = settings.build_objective()
-    objective.prepare()
     space = settings.build_space(objective)
-    _check_data_fits(space, objective)
+    _check_data_fits(space, objective)  # before loading data: the cheaper check first
+    objective.prepare()
     strategy = settings.build_strategy(space)
     folder = Path(out)
     new_folder = not folder.exists()

@@ -186,3 +186,19 @@ def test_the_official_test_split_still_loads():
     x, y = load_fashion_mnist("test", root, normalize=False)
     assert x.shape == (10000, 1, 28, 28)
     assert np.bincount(y.numpy()).tolist() == [1000] * 10
+
+
+def test_a_search_on_a_damaged_labels_file_stops_before_a_run_exists(tmp_path, monkeypatch):
+    """Caught when the search sets up (the data loads then), not after the budget has
+    been spent failing candidates: no run store and no run folder are left."""
+    from nord.execution.runs import SearchSettings, run_search
+    root = tmp_path / "data" / "fashion-mnist"
+    root.mkdir(parents=True)
+    fake_root(root, n_train=40, n_test=10)
+    (root / FILES[1]).write_bytes(_image_bytes("PNG"))
+    monkeypatch.setenv("NORD_DATA", str(tmp_path / "data"))
+    out = tmp_path / "run"
+    settings = SearchSettings(space="remnet", budget=4, space_options={"channels": 4})
+    with pytest.raises(DamagedDataError, match="is a PNG image, not an IDX file"):
+        run_search(settings, out)
+    assert not out.exists()
