@@ -76,3 +76,15 @@ class WorkerNumberObjective(ToyObjective):
         outcome = super().evaluate(descriptor)
         return Outcome(outcome.fitness, {**outcome.metrics, "worker": process_pool._worker_index},
                        outcome.cost)
+
+
+class Crash(Exception):
+    """Raised by :func:`crash_after` to stop a run as a crash would."""
+
+
+def crash_after(n):
+    """A run-loop callback that crashes the run once ``n`` results are told."""
+    def callback(event):
+        if event.done == n:
+            raise Crash
+    return callback

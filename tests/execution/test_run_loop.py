@@ -10,7 +10,7 @@ from nord.errors import DataNotFoundError
 from nord.execution.run_loop import SearchRun
 from nord.execution.store import RunStore, StoreError
 from nord.execution.objectives import Outcome
-from tests.toy_search import ToyObjective, ToySpace
+from tests.toy_search import Crash, ToyObjective, ToySpace, crash_after
 
 
 def search(tmp_path, name="run", seed=0, budget=40, objective=None, cache=True, callbacks=(),
@@ -99,17 +99,6 @@ def test_a_non_finite_fitness_is_a_failed_evaluation_not_a_poisoned_store(tmp_pa
     even = [r for r in store.finished() if r.status == "ok"]
     assert even and all(r.architecture % 2 == 0 for r in even)
     assert summary.evaluations == 40 and summary.statuses["failed"] == len(odd)
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_after(n):
-    def callback(event):
-        if event.done == n:
-            raise Crash
-    return callback
 
 
 @pytest.mark.parametrize("crash_at", [1, 9, 23])

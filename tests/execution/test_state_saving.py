@@ -20,7 +20,7 @@ from nord.execution.executors import SerialExecutor
 from nord.execution.objectives import Objective, Outcome
 from nord.execution.run_loop import SearchRun
 from nord.execution.store import RunStore, StoreError
-from tests.toy_search import ToyObjective, ToySpace
+from tests.toy_search import Crash, ToyObjective, ToySpace, crash_after
 
 
 class CellShare(Objective):
@@ -79,17 +79,6 @@ def search(tmp_path, name, strategy, seed=1, budget=60, every=7, callbacks=()):
 
 def history(store):
     return [(r.id, r.architecture, r.status, r.fitness) for r in store.finished()]
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_after(n):
-    def callback(event):
-        if event.done == n:
-            raise Crash
-    return callback
 
 
 @pytest.mark.parametrize("strategy", ["random", "evolution", "synchronous", "rl"])

@@ -225,6 +225,17 @@ def _input(rank: int, channels: int = INPUT_CHANNELS):
 
 
 # ---------------------------------------------------------------------- tests
+def single_layer_descriptor(layer, case: Case) -> NeuralDescriptor:
+    """input -> (flatten, for rank-0 layers) -> ``layer`` with the case's params -> output."""
+    d = NeuralDescriptor()
+    d.add_layer("input", {}, "in")
+    if case.rank == 0:
+        d.add_layer_sequential(nn.Flatten, {}, "flatten")
+    d.add_layer_sequential(layer, dict(case.params), "layer")
+    d.add_layer_sequential("output", {}, "out")
+    return d
+
+
 def test_every_registered_layer_has_a_case():
     """A new layer registered in the library must get a row in CASES."""
     names = {name for name, _ in REGISTERED}
@@ -240,13 +251,7 @@ def test_layer_compiles_runs_and_plans_true_shapes(layer, case):
     name = layer if isinstance(layer, str) else layer.__name__
     assert case is not None, f"layer {name!r} is registered but has no entry in CASES"
     torch.manual_seed(0)
-
-    d = NeuralDescriptor()
-    d.add_layer("input", {}, "in")
-    if case.rank == 0:
-        d.add_layer_sequential(nn.Flatten, {}, "flatten")
-    d.add_layer_sequential(layer, dict(case.params), "layer")
-    d.add_layer_sequential("output", {}, "out")
+    d = single_layer_descriptor(layer, case)
 
     spatial, x = _input(case.rank)
     net = NeuralNet(d, NUM_CLASSES, spatial, INPUT_CHANNELS)

@@ -112,13 +112,9 @@ def test_every_registered_layer_has_source_rebuilt_without_eval(layer, case):
     """The source is rebuilt from parsed literals (no eval) and reproduces the layer:
     convolutions with padding='same' and average pools with ceil_mode or
     count_include_pad=False included."""
-    from tests.neural_nets.test_every_layer import IMAGE, INPUT_CHANNELS, SIGNAL
-    d = NeuralDescriptor()
-    d.add_layer("input", {}, "in")
-    if case.rank == 0:
-        d.add_layer_sequential(nn.Flatten, {}, "flatten")
-    d.add_layer_sequential(layer, dict(case.params), "layer")
-    d.add_layer_sequential("output", {}, "out")
+    from tests.neural_nets.test_every_layer import (IMAGE, INPUT_CHANNELS, SIGNAL,
+                                                    single_layer_descriptor)
+    d = single_layer_descriptor(layer, case)
     torch.manual_seed(0)
     net = NeuralNet(d, 3, SIGNAL if case.rank == 1 else IMAGE, INPUT_CHANNELS).eval()
     source, renames = network_source(net)
