@@ -88,3 +88,23 @@ def crash_after(n):
         if event.done == n:
             raise Crash
     return callback
+
+
+class TwoWorkersObjective(ToyObjective):
+    """ToyObjective whose first evaluations wait (up to ``timeout`` s) until two worker
+    processes have begun one each, so both take part however slowly the second one
+    starts. ``pid_file`` is required: the workers meet through it."""
+
+    def __init__(self, pid_file, timeout: float = 60.0, **options):
+        super().__init__(pid_file=pid_file, **options)
+        self.timeout = timeout
+
+    def evaluate(self, descriptor):
+        outcome = super().evaluate(descriptor)  # writes this worker's PID first
+        deadline = time.time() + self.timeout
+        while time.time() < deadline:
+            with open(self.pid_file) as handle:
+                if len(set(handle.read().split())) >= 2:
+                    break
+            time.sleep(0.01)
+        return outcome

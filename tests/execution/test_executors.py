@@ -16,7 +16,8 @@ from nord.execution.process_pool import ProcessPoolExecutor, threads_per_worker,
 from nord.execution.run_loop import SearchRun
 from nord.execution.store import RunStore
 from nord.execution.tasks import set_worker_device, worker_name
-from tests.toy_search import ToyObjective, ToySpace, WorkerNumberObjective
+from tests.toy_search import (ToyObjective, ToySpace, TwoWorkersObjective,
+                              WorkerNumberObjective)
 
 
 def run(tmp_path, name, executor, budget=30, seed=0, synchronous=False, workers=1):
@@ -99,7 +100,10 @@ def test_one_worker_reproduces_the_serial_run(tmp_path):
 
 @pytest.mark.parametrize("synchronous", [False, True])
 def test_two_workers_record_every_evaluation_once(tmp_path, synchronous):
-    executor = ProcessPoolExecutor(ToyObjective(delay=0.01), workers=2)
+    # a pool hands tasks to the workers that are ready: the objective holds the first
+    # worker until the second one (started later under load) has begun an evaluation
+    objective = TwoWorkersObjective(str(tmp_path / "pids"), delay=0.01)
+    executor = ProcessPoolExecutor(objective, workers=2)
     summary, store = run(tmp_path, "pool", executor, budget=40, synchronous=synchronous,
                          workers=2)
     check_each_evaluation_once(store, 40)
