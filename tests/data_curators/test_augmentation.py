@@ -156,11 +156,11 @@ def test_a_fashion_mnist_sized_batch_is_fast():
     images = torch.rand(1024, 1, 28, 28, generator=_generator(14))
     FASHION_MNIST_AUGMENTATION(images, _generator())  # warm up
     best = float("inf")
-    for seed in range(5):
+    for seed in range(10):  # best of 10: the 2-core CI machine is often busy
         start = time.perf_counter()
         FASHION_MNIST_AUGMENTATION(images, _generator(seed))
         best = min(best, time.perf_counter() - start)
-    assert best < 0.05
+    assert best < 0.05, f"best of 10: {best:.3f} s for 1,024 images"
 
 
 def test_numbers_are_drawn_on_the_generators_device_and_moved_to_the_images(monkeypatch):
