@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nord.execution.process_pool import descendants
+
 ROOT = Path(__file__).resolve().parents[1]
 STORE = "run.sqlite"
 
@@ -88,25 +90,6 @@ def pending(path: Path) -> int:
         db.close()
 
 
-def descendants(pid: int) -> set:
-    """PIDs of every process below ``pid`` (from /proc; empty where there is none)."""
-    children, found = {}, set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -122,7 +105,7 @@ def wait_until(process, below, condition, interval: float = 0.002,
     end = time.perf_counter() + timeout
     while process.poll() is None and not condition() and time.perf_counter() < end:
         if below is not None:
-            below |= descendants(process.pid)
+            below |= set(descendants(process.pid))
         time.sleep(interval)
 
 
@@ -187,7 +170,7 @@ def main() -> int:
                 break
             moments[moment] += 1
             if below is not None:
-                below |= descendants(process.pid)
+                below |= set(descendants(process.pid))
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
             kills += 1

@@ -49,7 +49,7 @@ from nord.execution.executors import Executor
 from nord.execution.tasks import (FAILED_FITNESS, Task, TaskResult, run_task,
                                   set_worker_device, worker_name)
 
-__all__ = ["ProcessPoolExecutor", "threads_per_worker", "worker_gpu"]
+__all__ = ["ProcessPoolExecutor", "threads_per_worker", "worker_gpu", "descendants"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def worker_gpu(index: int, gpu_count: int) -> Optional[int]:
 
 
 # ----------------------------------------------------------------- the worker side
-def _descendants(pid: int) -> List[int]:
+def descendants(pid: int) -> List[int]:
     """Every live process below ``pid`` (read from ``/proc``; none where there is none)."""
     try:
         entries = [int(e) for e in os.listdir("/proc") if e.isdigit()]
@@ -107,7 +107,7 @@ def _exit_with_descendants(*_) -> None:
     """Stop every process this one started (so none can start more), kill them, exit."""
     stopped: set = set()
     while True:
-        new = [pid for pid in _descendants(os.getpid()) if pid not in stopped]
+        new = [pid for pid in descendants(os.getpid()) if pid not in stopped]
         if not new:
             break
         for pid in new:

@@ -288,8 +288,7 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
             finally:
                 store.close()
                 if not started and not resume:  # set-up failed: leave no run behind
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(str(path) + suffix).unlink(missing_ok=True)
+                    _remove_store(path)
     finally:
         if new_folder and not started and not resume:
             _remove_if_empty(folder)
@@ -308,9 +307,14 @@ def _discard_if_empty(path: Path) -> bool:
         return False  # damaged or unreadable: not ours to delete
     if empty:
         log.warning("removing %s: an empty store left by a start that was killed", path)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+        _remove_store(path)
     return empty
+
+
+def _remove_store(path: Path) -> None:
+    """Delete a store file and SQLite's log files beside it."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
 
 
 def _check_data_fits(space, objective) -> None:
