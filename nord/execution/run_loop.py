@@ -191,18 +191,27 @@ class SearchRun:
             raise
         except Exception as error:
             problem = f"{type(error).__name__}: {error}"
-        now = time.time()
         if problem is not None:
-            self._finish(TaskResult(record.id, "invalid", FAILED_FITNESS, {}, problem, None,
-                                    now, now, worker_name(), attempts=0))
+            self._end_unevaluated(record.id, problem=problem)
             return
         hit = self.store.lookup(key) if self.cache else None
         if hit is not None and self.store.told_before_ask(hit.id, record.id):
-            self._finish(TaskResult(record.id, "cached", hit.fitness, hit.metrics, hit.error,
-                                    0.0, now, now, worker_name(), attempts=0),
-                         cached_from=hit.id)
+            self._end_unevaluated(record.id, hit=hit)
             return
         self.executor.submit(Task(record.id, descriptor))
+
+    def _end_unevaluated(self, candidate_id: int, problem: Optional[str] = None,
+                         hit: Optional[EvaluationRecord] = None) -> None:
+        """Record a candidate that needs no evaluation: ``invalid`` with ``problem``,
+        or ``cached`` from the isomorphic result ``hit``."""
+        now = time.time()
+        if problem is not None:
+            self._finish(TaskResult(candidate_id, "invalid", FAILED_FITNESS, {}, problem, None,
+                                    now, now, worker_name(), attempts=0))
+        else:
+            self._finish(TaskResult(candidate_id, "cached", hit.fitness, hit.metrics, hit.error,
+                                    0.0, now, now, worker_name(), attempts=0),
+                         cached_from=hit.id)
 
     def _checkpoint(self) -> Optional[dict]:
         """The strategy state to save with this step: at the first step and every
@@ -245,16 +254,12 @@ class SearchRun:
                               None if descriptor is None else descriptor.to_json(), key,
                               self._checkpoint(), ask_seconds)
         self._store_seconds += time.perf_counter() - t0
-        now = time.time()
         if problem is not None:
-            self._finish(TaskResult(candidate.id, "invalid", FAILED_FITNESS, {}, problem, None,
-                                    now, now, worker_name(), attempts=0))
+            self._end_unevaluated(candidate.id, problem=problem)
             return
         hit = self.store.lookup(key) if self.cache and key is not None else None
         if hit is not None:
-            self._finish(TaskResult(candidate.id, "cached", hit.fitness, hit.metrics, hit.error,
-                                    0.0, now, now, worker_name(), attempts=0),
-                         cached_from=hit.id)
+            self._end_unevaluated(candidate.id, hit=hit)
             return
         self.executor.submit(Task(candidate.id, descriptor))
 
