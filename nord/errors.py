@@ -8,9 +8,14 @@ matching built-in (``ValueError``, ``KeyError``-like lookups raise
 
 from __future__ import annotations
 
+import pickle
 from typing import Iterable, Sequence
 
 __all__ = [
+    "StoreError",
+    "ReadOnlyStoreError",
+    "UnsafePickleError",
+    "MissingChunksError",
     "NordError",
     "DescriptorError",
     "DuplicateLayerError",
@@ -27,9 +32,30 @@ __all__ = [
     "CompilationError",
     "ShapeError",
     "NetworkTooLargeError",
-    "MissingDependencyError",
-    "OutOfSearchSpaceError",
+    "DataNotFoundError",
+    "DamagedDataError",
+    "UnknownDatasetError",
+    "EvaluationError",
+    "NotInTableError",
     "MetricNotAvailableError",
+    "MissingDependencyError",
+    "SettingsError",
+    "OutOfSearchSpaceError",
+    "InvalidArgumentError",
+    "NonFiniteLossError",
+    "StrategyError",
+    "RunNotFoundError",
+    "ExportError",
+    "UntrustedHeadError",
+    "TamperedExportError",
+    "TableFormatError",
+    "TFRecordError",
+    "TFRecordTruncatedError",
+    "ProtobufError",
+    "DistributedError",
+    "DistributedConfigError",
+    "ExecutorError",
+    "WorkerStartError",
 ]
 
 
@@ -157,5 +183,85 @@ class OutOfSearchSpaceError(NordError, ValueError):
     """An architecture lies outside a benchmark's search space."""
 
 
+class InvalidArgumentError(NordError, TypeError):
+    """An argument of the wrong type (a list where a name belongs, a number for a flag)."""
+
+
+class NonFiniteLossError(NordError, ArithmeticError):
+    """The training loss became NaN or infinite."""
+
+
+class StrategyError(NordError, ValueError):
+    """A strategy was used against its contract (unknown id, bad settings)."""
+
+
+class RunNotFoundError(NordError, FileNotFoundError):
+    """A path that should hold a run folder, a descriptor or a genome holds none of them."""
+
+
+class ExportError(NordError):
+    """A network that cannot be exported, or an export folder that cannot be read."""
+
+
+class UntrustedHeadError(ExportError, UntrustedCodeError):
+    """``weights.pt`` names a head builder that is neither NORD's nor registered."""
+
+
+class TamperedExportError(ExportError, IntegrityError):
+    """An export's files do not match their recorded hashes, or hold NaN/inf weights."""
+
+
+class TableFormatError(NordError, ValueError):
+    """A benchmark table row or field that does not parse; the reader adds the file and line."""
+
+
+class TFRecordError(DamagedDataError):
+    """A TFRecord file is damaged: a bad checksum, a truncated record, bad contents."""
+
+
+class TFRecordTruncatedError(TFRecordError):
+    """A TFRecord file ends inside a record; ``records`` complete ones come before it."""
+
+    def __init__(self, message: str, records: int):
+        super().__init__(message)
+        self.records = records
+
+
+class ProtobufError(NordError, ValueError):
+    """Bytes that are not a well-formed protobuf message."""
+
+
+class DistributedError(NordError, RuntimeError):
+    """The process group could not form, or a rank was lost or stopped responding.
+
+    After this error during an evaluation the ranks are out of step: leave the
+    :class:`~nord.neural_nets.distributed.environment.Environment` block.
+    """
+
+
+class DistributedConfigError(NordError, ValueError):
+    """The distributed configuration is missing or invalid; the message says how to fix it."""
+
+
+class ExecutorError(NordError, RuntimeError):
+    """An executor used against its state (a closed pool) or a cluster that cannot be reached."""
+
+
 class WorkerStartError(NordError):
     """Worker processes of a pool keep dying before they can evaluate anything."""
+
+
+class StoreError(NordError):
+    """The run store is missing, from another run, from an unknown schema version, or inconsistent."""
+
+
+class ReadOnlyStoreError(StoreError, PermissionError):
+    """The run store (or its folder) cannot be written."""
+
+
+class UnsafePickleError(NordError, pickle.UnpicklingError):
+    """Serialized data names something other than plain data; it was not loaded."""
+
+
+class MissingChunksError(StoreError):
+    """Saved state refers to array chunks that are not in the store (a damaged store)."""

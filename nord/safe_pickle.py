@@ -22,6 +22,8 @@ from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 
+from nord.errors import MissingChunksError, UnsafePickleError
+
 __all__ = ["dumps", "loads", "split", "join", "UnsafePickleError", "PlainRecord",
            "CHUNK_BYTES"]
 
@@ -51,10 +53,6 @@ class PlainRecord:
 
 # old names of plain records, each loaded as a PlainRecord
 _RECORDS = {("nord.design.strategies.reinforcement", "Transition")}
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """The data names something other than plain data; it was not loaded."""
 
 
 class _PlainDataUnpickler(pickle.Unpickler):
@@ -121,8 +119,8 @@ def _unchunk(reference: dict, chunks: Mapping[str, bytes]) -> np.ndarray:
         raise UnsafePickleError(f"a chunked array of dtype {dtype} holds objects; refusing it")
     missing = [key for key in reference[_CHUNKS] if key not in chunks]
     if missing:
-        raise ValueError(f"{len(missing)} chunks of a saved array are missing "
-                         f"(the first: {missing[0]})")
+        raise MissingChunksError(f"{len(missing)} chunks of a saved array are missing "
+                                 f"(the first: {missing[0]}); the run store is damaged")
     shape = tuple(int(n) for n in reference["shape"])
     data = b"".join(chunks[key] for key in reference[_CHUNKS])
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch.nn as nn
 
 from nord.configurations.metrics import METRICS
-from nord.errors import UnknownDatasetError
+from nord.errors import InvalidArgumentError, SettingsError, UnknownDatasetError
 
 __all__ = ["Configs", "DatasetConfig"]
 
@@ -49,18 +49,18 @@ class DatasetConfig:
 
     def __post_init__(self):
         if self.data_organization not in ("matrix", "graph"):
-            raise ValueError(f"data_organization must be 'matrix' or 'graph', "
-                             f"got {self.data_organization!r}")
+            raise SettingsError(f"data_organization must be 'matrix' or 'graph', "
+                                f"got {self.data_organization!r}")
         if self.task not in ("classification", "regression"):
-            raise ValueError(f"task must be 'classification' or 'regression', got {self.task!r}")
+            raise SettingsError(f"task must be 'classification' or 'regression', got {self.task!r}")
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown:
-            raise ValueError(f"unknown metrics {unknown} for dataset {self.name!r}; "
-                             f"known: {sorted(METRICS)}")
+            raise SettingsError(f"unknown metrics {unknown} for dataset {self.name!r}; "
+                                f"known: {sorted(METRICS)}")
         if int(self.num_outputs) < 1 or int(self.channels) < 1:
-            raise ValueError(f"dataset {self.name!r}: num_outputs and channels must be positive")
+            raise SettingsError(f"dataset {self.name!r}: num_outputs and channels must be positive")
         if not callable(self.data_load):
-            raise TypeError(f"dataset {self.name!r}: data_load must be callable")
+            raise InvalidArgumentError(f"dataset {self.name!r}: data_load must be callable")
 
 
 def _as_shape(input_shape: Union[int, Sequence[int]]) -> Tuple[int, ...]:
@@ -96,9 +96,9 @@ class Configs:
                     data_organization: str = "matrix", replace: bool = True) -> DatasetConfig:
         """Register any dataset; returns its configuration."""
         if not isinstance(name, str) or not name:
-            raise ValueError(f"dataset names are non-empty strings, got {name!r}")
+            raise SettingsError(f"dataset names are non-empty strings, got {name!r}")
         if name in self._datasets and not replace:
-            raise ValueError(f"dataset {name!r} is already registered")
+            raise SettingsError(f"dataset {name!r} is already registered")
         config = DatasetConfig(name, int(num_outputs), _as_shape(input_shape), int(channels),
                                criterion, tuple(metrics), data_load, task, dense_head,
                                dimension_keeping, data_organization)

@@ -10,6 +10,8 @@ from typing import Callable, Dict, Iterable
 
 import torch
 
+from nord.errors import SettingsError
+
 __all__ = ["Accuracy", "MeanSquaredError", "MeanAbsoluteError", "R2Score",
            "METRICS", "make_metrics"]
 
@@ -81,6 +83,6 @@ def make_metrics(names: Iterable[str]) -> Dict[str, object]:
     made = {}
     for name in names:
         if name not in METRICS:
-            raise ValueError(f"unknown metric {name!r}; known metrics: {sorted(METRICS)}")
+            raise SettingsError(f"unknown metric {name!r}; known metrics: {sorted(METRICS)}")
         made[name] = METRICS[name]()
     return made

@@ -35,7 +35,7 @@ import torch
 
 from nord.data_curators.download import cache_dir, downloads_allowed, fetch, safe_extract_zip
 from nord.data_curators.fashion_mnist import sniff_format
-from nord.errors import DamagedDataError, DataNotFoundError
+from nord.errors import DamagedDataError, DataNotFoundError, SettingsError
 
 __all__ = ["ACTIVITY_RECOGNITION_CLASSES", "ACTIVITY_RECOGNITION_URL",
            "read_participant_csv", "find_activity_recognition", "participant_windows",
@@ -190,18 +190,18 @@ def participant_windows(signals: np.ndarray, labels: np.ndarray, window: int = 5
 
 def _check_arguments(split, window, step):
     if split not in _SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise SettingsError(f"split must be 'train' or 'test', got {split!r}")
     if not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a positive int, got {window!r}")
+        raise SettingsError(f"window must be a positive int, got {window!r}")
     if not isinstance(step, int) or step < 1:
-        raise ValueError(f"step must be a positive int, got {step!r}")
+        raise SettingsError(f"step must be a positive int, got {step!r}")
 
 
 def _check_test_participants(test_participants, participants):
     if not isinstance(test_participants, int) or not 0 <= test_participants < participants:
-        raise ValueError(f"test_participants must be an int in 0..{participants - 1} "
-                         f"(there are {participants} participants), got "
-                         f"{test_participants!r}")
+        raise SettingsError(f"test_participants must be an int in 0..{participants - 1} "
+                            f"(there are {participants} participants), got "
+                            f"{test_participants!r}")
 
 
 def _windows_of(files: Sequence[Path], window, step, differentiate):

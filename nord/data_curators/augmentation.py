@@ -21,6 +21,8 @@ from typing import Sequence, Tuple, Union
 
 import torch
 
+from nord.errors import SettingsError
+
 __all__ = ["random_horizontal_flip", "random_erasing", "Augmentation",
            "FASHION_MNIST_AUGMENTATION"]
 
@@ -31,19 +33,19 @@ ErasingValue = Union[float, Sequence[float], str]
 def _check_images(images: torch.Tensor, what: str) -> None:
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"{what} needs a batch of images (N, C, H, W), got {shape}")
+        raise SettingsError(f"{what} needs a batch of images (N, C, H, W), got {shape}")
 
 
 def _check_probability(p: float, name: str = "p") -> None:
     if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+        raise SettingsError(f"{name} must be a probability in [0, 1], got {p!r}")
 
 
 def _check_range(bounds: Tuple[float, float], name: str, low: float,
                  high: float = math.inf) -> None:
     if (len(bounds) != 2 or not low <= bounds[0] <= bounds[1] <= high):
-        raise ValueError(f"{name} must be (min, max) with {low} <= min <= max <= {high}, "
-                         f"got {tuple(bounds)!r}")
+        raise SettingsError(f"{name} must be (min, max) with {low} <= min <= max <= {high}, "
+                            f"got {tuple(bounds)!r}")
 
 
 def _uniform(shape, generator: torch.Generator, device) -> torch.Tensor:
@@ -88,8 +90,8 @@ def _erasing_boxes(n: int, height: int, width: int, generator: torch.Generator,
 def _fill(images: torch.Tensor, value: ErasingValue, generator) -> torch.Tensor:
     if isinstance(value, str):
         if value != "random":
-            raise ValueError(f"value must be a number, one per channel, or 'random', "
-                             f"got {value!r}")
+            raise SettingsError(f"value must be a number, one per channel, or 'random', "
+                                f"got {value!r}")
         noise = torch.randn(images.shape, generator=generator, device=generator.device,
                             dtype=images.dtype if images.is_floating_point() else torch.float32)
         return noise.to(device=images.device, dtype=images.dtype)
@@ -97,8 +99,8 @@ def _fill(images: torch.Tensor, value: ErasingValue, generator) -> torch.Tensor:
     if fill.dim() == 1 and fill.numel() == images.shape[1]:
         return fill.view(1, -1, 1, 1)
     if fill.dim() != 0:
-        raise ValueError(f"value must be one number or {images.shape[1]} (one per "
-                         f"channel), got {value!r}")
+        raise SettingsError(f"value must be one number or {images.shape[1]} (one per "
+                            f"channel), got {value!r}")
     return fill
 
 

@@ -47,7 +47,7 @@ from nord.data_curators.download import (cache_dir, downloads_allowed, fetch,
 from nord.data_curators.fashion_mnist import sniff_format
 from nord.data_curators.image_folders import (load_image_archive_split,
                                               load_image_tree_split)
-from nord.errors import DamagedDataError, DataNotFoundError
+from nord.errors import DamagedDataError, DataNotFoundError, SettingsError
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10_URL",
            "CIFAR10_SHA256", "CIFAR10_JPEG_SHA256", "read_cifar10_batch",
@@ -74,10 +74,6 @@ _JPEG_DIR = "cifar10-jpeg"
 _JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
 _SIDE = 32
 _PIXELS = 3 * _SIDE * _SIDE
-
-if tuple(sorted(CIFAR10_CLASSES)) != CIFAR10_CLASSES:  # pragma: no cover - constant
-    raise ImportError("CIFAR10_CLASSES must be in alphabetical order")
-
 
 # --- the official pickled batches -------------------------------------------------
 
@@ -234,7 +230,7 @@ def extract_cifar10_jpeg(archive: os.PathLike, cache: Optional[os.PathLike] = No
 
 def _check_split(split: str) -> str:
     if split not in SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise SettingsError(f"split must be 'train' or 'test', got {split!r}")
     return split
 
 

@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from nord.errors import DamagedDataError, DataNotFoundError
+from nord.errors import DamagedDataError, DataNotFoundError, SettingsError
 
 __all__ = ["FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST", "read_idx", "sniff_format",
            "find_fashion_mnist", "load_fashion_mnist"]
@@ -160,7 +160,7 @@ def load_fashion_mnist(split: str = "train", root: Optional[os.PathLike] = None,
                        normalize: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, 1, 28, 28)`` float32 and labels ``(N,)`` int64 of one split."""
     if split not in _FILES:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise SettingsError(f"split must be 'train' or 'test', got {split!r}")
     directory = find_fashion_mnist(root)
     images_file, labels_file = _FILES[split]
     labels = _read_labels(directory / labels_file)  # small: a wrong file fails fast

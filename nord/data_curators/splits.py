@@ -29,7 +29,7 @@ class TensorData:
 
     def __post_init__(self):
         if len(self.x) != len(self.y):
-            raise ValueError(f"{len(self.x)} inputs but {len(self.y)} targets")
+            raise SettingsError(f"{len(self.x)} inputs but {len(self.y)} targets")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -58,10 +58,10 @@ class DatasetSplits:
     def split(self, name: str) -> TensorData:
         """``'train'``, ``'validation'`` or ``'test'``."""
         if name == "validation" and self.validation is None:
-            raise ValueError("this dataset has no validation split; load it with "
-                             "validation_fraction > 0 or score on 'test'")
+            raise SettingsError("this dataset has no validation split; load it with "
+                                "validation_fraction > 0 or score on 'test'")
         if name not in ("train", "validation", "test"):
-            raise ValueError(f"split must be 'train', 'validation' or 'test', got {name!r}")
+            raise SettingsError(f"split must be 'train', 'validation' or 'test', got {name!r}")
         return getattr(self, name)
 
 
@@ -70,7 +70,7 @@ def check_percentage(percentage: float) -> float:
     value = float(percentage)
     if not 0.0 < value <= 1.0:
         raise SettingsError(f"percentage must be a share of the training set in (0, 1], "
-                         f"got {percentage!r} (use 0.1 for 10 %)")
+                            f"got {percentage!r} (use 0.1 for 10 %)")
     return value
 
 
@@ -87,7 +87,7 @@ def make_splits(train_x: torch.Tensor, train_y: torch.Tensor,
     """
     percentage = check_percentage(percentage)
     if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+        raise SettingsError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     n = len(train_y)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     n_validation = int(round(n * validation_fraction))

@@ -102,8 +102,8 @@ def make_executor(kind: str, objective, workers: Optional[int] = 1, **options) -
                                     f"visible GPU, its workers taking them in turn)")
     if kind == "serial":
         if workers is not None and workers != 1:
-            raise NordError(f"the serial executor runs one evaluation at a time; for "
-                            f"--workers {workers} choose --executor process or ray")
+            raise SettingsError(f"the serial executor runs one evaluation at a time; for "
+                                f"--workers {workers} choose --executor process or ray")
         return SerialExecutor(objective, **options)
     if kind == "process":
         from nord.execution.process_pool import ProcessPoolExecutor

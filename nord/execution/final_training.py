@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from nord.errors import NordError, SettingsError
+from nord.errors import (
+    EvaluationError,
+    NordError,
+    RunNotFoundError,
+    SerializationError,
+    SettingsError,
+)
 from nord.execution.store import RunStore
 
 __all__ = ["FinalTrainingSettings", "train_final", "architecture_of", "FinalResult",
@@ -81,18 +87,18 @@ def architecture_of(source, channels: Optional[int] = None, which: str = "best")
     if path.is_file():
         return _from_file(path, channels)
     if not (path / "run.sqlite").exists():
-        raise NordError(f"{path} is neither a run folder (no run.sqlite), a descriptor JSON "
-                        f"file, nor 'remnet'")
+        raise RunNotFoundError(f"{path} is neither a run folder (no run.sqlite), a descriptor "
+                               f"JSON file, nor 'remnet'")
     with RunStore(path / "run.sqlite", create=False) as store:
         meta, best = store.meta(), store.best()
     if best is None or best.status not in ("ok", "cached"):
-        raise NordError(f"the run in {path} has no successful evaluation to train")
+        raise EvaluationError(f"the run in {path} has no successful evaluation to train")
     settings = meta.get("settings", {})
     space_settings = dict(meta.get("space_settings", {}))
     if channels is not None:
         if "channels" not in space_settings:
-            raise NordError(f"the {settings.get('space')} space has no channel width to widen; "
-                            f"leave --channels out")
+            raise SettingsError(f"the {settings.get('space')} space has no channel width to widen; "
+                                f"leave --channels out")
         space_settings["channels"] = int(channels)
     from nord.design.spaces import get_space
     space = get_space(settings["space"], **space_settings)
@@ -107,20 +113,21 @@ def _from_file(path: Path, channels: Optional[int]):
     try:
         value = read_json(text, "its text")
     except NordError as error:
-        raise NordError(f"{path} is not a descriptor JSON file (nor a genome): it does not "
-                        f"parse as JSON ({error})") from error
+        raise SerializationError(f"{path} is not a descriptor JSON file (nor a genome): it "
+                                 f"does not parse as JSON ({error})") from error
     if isinstance(value, dict) and {"layers", "connections", "input", "output"} <= set(value):
         from nord.design.spaces.remnet import RemNetSpace
         space = RemNetSpace(channels=channels or 16)
         try:
             return space.to_descriptor(space.decode(value))
         except (NordError, KeyError, TypeError, ValueError) as error:
-            raise NordError(f"{path} looks like a REMNet genome but does not decode: "
-                            f"{type(error).__name__}: {error}") from error
+            raise SerializationError(f"{path} looks like a REMNet genome but does not decode: "
+                                     f"{type(error).__name__}: {error}") from error
     try:
         return NeuralDescriptor.from_json(text)
     except NordError as error:
-        raise NordError(f"{path} is not a descriptor JSON file (nor a genome): {error}") from error
+        raise SerializationError(f"{path} is not a descriptor JSON file (nor a genome): "
+                                 f"{error}") from error
 
 
 def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult:
@@ -138,7 +145,7 @@ def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult
     net, result = evaluator.train_network(descriptor, settings.epochs, settings.dataset,
                                           settings.data_percentage)
     if result.failed:
-        raise NordError(f"final training failed: {result.error}")
+        raise EvaluationError(f"final training failed: {result.error}")
     files = export_network(net.cpu(), descriptor, out / "model")
     summary = {"test_loss": result.loss, "test_metrics": result.metrics,
                "parameters": result.parameters, "seconds": result.total_time,

@@ -13,7 +13,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
-from nord.errors import NordError, SettingsError
+from nord.errors import InvalidArgumentError, NordError, SettingsError
 
 __all__ = ["Outcome", "Objective", "NASBench201Objective", "NASBench101Objective",
            "TrainingObjective", "EnvironmentObjective", "make_objective"]
@@ -87,8 +87,8 @@ class NASBench201Objective(Objective):
                         for (metric, dataset, epochs), column in TABLE_COLUMNS.items()}
         for column in (fitness, *report):
             if column not in self.columns:
-                raise NordError(f"{column!r} is not a NAS-Bench-201 table column; choose "
-                                f"from {sorted(self.columns)}")
+                raise SettingsError(f"{column!r} is not a NAS-Bench-201 table column; choose "
+                                    f"from {sorted(self.columns)}")
         self.fitness = fitness
         self.report = tuple(c for c in report if c != fitness)
         self.path = None if path is None else str(path)
@@ -224,8 +224,8 @@ class EnvironmentObjective(TrainingObjective):
         pass
 
     def __getstate__(self) -> dict:
-        raise TypeError("an EnvironmentObjective evaluates through the master's open "
-                        "Environment; run it with the serial executor")
+        raise InvalidArgumentError("an EnvironmentObjective evaluates through the master's open "
+                                   "Environment; run it with the serial executor")
 
 
 _OBJECTIVES = {"nasbench201": NASBench201Objective, "nasbench101": NASBench101Objective,

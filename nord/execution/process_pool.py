@@ -44,7 +44,7 @@ from multiprocessing import util as mp_util
 from multiprocessing.connection import wait as wait_for
 from typing import Any, Deque, Dict, List, Optional
 
-from nord.errors import NordError, SettingsError, WorkerStartError
+from nord.errors import ExecutorError, SettingsError, WorkerStartError
 from nord.execution.executors import Executor
 from nord.execution.tasks import (FAILED_FITNESS, Task, TaskResult, run_task,
                                   set_worker_device, worker_name)
@@ -320,7 +320,7 @@ class ProcessPoolExecutor(Executor):
 
     def submit(self, task: Task) -> None:
         if self._closed:
-            raise NordError("this process pool is closed; make a new ProcessPoolExecutor")
+            raise ExecutorError("this process pool is closed; make a new ProcessPoolExecutor")
         for slot, worker in enumerate(self._workers):
             if worker is None:
                 self._workers[slot] = self._spawn(slot)

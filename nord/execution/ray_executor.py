@@ -69,10 +69,11 @@ class RayExecutor(Executor):
             try:
                 ray.init(**options)
             except (ConnectionError, RuntimeError) as error:
-                from nord.errors import NordError
+                from nord.errors import ExecutorError
                 where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-                raise NordError(f"could not start or reach {where}: {error}; start one with "
-                                f"`ray start --head`, or leave --ray-address out") from error
+                raise ExecutorError(f"could not start or reach {where}: {error}; start one "
+                                    f"with `ray start --head`, or leave --ray-address out"
+                                    ) from error
             self._started_ray = True
         else:
             self._started_ray = False

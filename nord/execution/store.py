@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from nord import safe_pickle
-from nord.errors import NordError
+from nord.errors import ReadOnlyStoreError, StoreError  # noqa: F401  (re-exported)
 
 __all__ = ["RunStore", "EvaluationRecord", "StoreError", "ReadOnlyStoreError", "STATUSES",
            "MEMORY"]
@@ -74,14 +74,6 @@ CREATE TABLE IF NOT EXISTS strategy_events (seq INTEGER PRIMARY KEY, kind TEXT N
                                             candidate INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS strategy_chunks (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
-
-
-class StoreError(NordError):
-    """The run store is missing, from another run, or inconsistent."""
-
-
-class ReadOnlyStoreError(StoreError, PermissionError):
-    """The run store (or its folder) cannot be written."""
 
 
 #: tables every store has held since the first version (later ones are added on open)

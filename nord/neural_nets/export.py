@@ -36,7 +36,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 
 import nord
-from nord.errors import IntegrityError, SerializationError, UntrustedCodeError
+from nord.errors import SerializationError, TamperedExportError, UntrustedHeadError
 from nord.neural_nets.export_source import ExportError, network_source
 from nord.neural_nets.neural_builder import NeuralNet, default_head
 
@@ -52,14 +52,6 @@ DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE, PLAIN_WEIGHTS, CHECKSUMS = (
     "SHA256SUMS")
 _BUILD_KEYS = ("num_classes", "input_shape", "input_channels", "policy", "channels", "head",
                "interpolation")
-
-
-class UntrustedHeadError(ExportError, UntrustedCodeError):
-    """``weights.pt`` names a head builder that is neither NORD's nor registered."""
-
-
-class TamperedExportError(ExportError, IntegrityError):
-    """An export's files do not match their recorded hashes, or hold NaN/inf weights."""
 
 
 @dataclass(frozen=True)

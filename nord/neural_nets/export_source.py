@@ -22,16 +22,12 @@ import torch
 import torch.nn as nn
 
 import nord
-from nord.errors import NordError
+from nord.errors import ExportError
 from nord.neural_nets.neural_builder import InputMerge, NeuralNet
 
 __all__ = ["network_source", "ExportError"]
 
 _MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
-
-
-class ExportError(NordError):
-    """A network that cannot be exported, or an export folder that cannot be read."""
 
 
 def _is_identifier(name: Any) -> bool:

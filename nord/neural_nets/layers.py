@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tup
 import torch
 import torch.nn as nn
 
-from nord.errors import ShapeError, UnknownOpError
+from nord.errors import InvalidArgumentError, SettingsError, ShapeError, UnknownOpError
 from nord.neural_nets.tensor_shape import Shape
 
 __all__ = [
@@ -115,8 +115,8 @@ class LayerRegistry:
 
     def add(self, kind: LayerKind, *, replace: bool = False) -> LayerKind:
         if kind.key in self._kinds and not replace:
-            raise ValueError(f"layer {kind.name!r} is already registered; pass "
-                             f"replace=True to override it")
+            raise SettingsError(f"layer {kind.name!r} is already registered; pass "
+                                f"replace=True to override it")
         self._kinds[kind.key] = kind
         return kind
 
@@ -234,7 +234,8 @@ def register_layer(cls: Optional[type] = None, *, output_shape: Optional[ShapeRu
     """
     def register(layer_cls: type) -> type:
         if not (isinstance(layer_cls, type) and issubclass(layer_cls, nn.Module)):
-            raise TypeError(f"register_layer expects a torch.nn.Module subclass, got {layer_cls!r}")
+            raise InvalidArgumentError(f"register_layer expects a torch.nn.Module subclass, "
+                                       f"got {layer_cls!r}")
         kind = LayerKind(
             key=layer_cls, build=lambda params, in_shape: layer_cls(**params),
             output_shape=output_shape or _meta_kind(layer_cls).output_shape,
@@ -275,7 +276,7 @@ def _window(params: Dict[str, Any], rank: int, *, dilation: bool = True):
     padding = params.get("padding", 0)
     for what, values in (("kernel_size", kernel), ("stride", stride), ("dilation", dil)):
         if any(v < 1 for v in values):
-            raise ValueError(f"{what}={values} must be at least 1")
+            raise SettingsError(f"{what}={values} must be at least 1")
     effective = tuple(d * (k - 1) + 1 for d, k in zip(dil, kernel))
     if padding == "same":
         pad = tuple((e - 1) // 2 for e in effective)
@@ -284,7 +285,7 @@ def _window(params: Dict[str, Any], rank: int, *, dilation: bool = True):
     else:
         pad = _per_dim(padding, rank, "padding")
         if any(p < 0 for p in pad):
-            raise ValueError(f"padding={padding!r} must not be negative")
+            raise SettingsError(f"padding={padding!r} must not be negative")
     return kernel, stride, dil, pad, effective, padding
 
 

@@ -24,6 +24,7 @@ from nord.errors import (
     DanglingConnectionError,
     DescriptorError,
     DuplicateLayerError,
+    InvalidArgumentError,
     InvalidDescriptorError,
     NoPathError,
     UnknownLayerError,
@@ -78,15 +79,15 @@ class NeuralDescriptor:
         if name is None:
             name = self._next_auto_name()
         elif not isinstance(name, str):
-            raise TypeError(f"layer names are strings, got {name!r} "
-                            f"({type(name).__name__}); pass str({name!r})")
+            raise InvalidArgumentError(f"layer names are strings, got {name!r} "
+                                       f"({type(name).__name__}); pass str({name!r})")
         if name in self.layers:
             raise DuplicateLayerError(
                 f"layer {name!r} already exists; choose another name or "
                 f"leave name=None for an automatic '<n>_{DEFAULT_SUFFIX}' name")
         if params is not None and not isinstance(params, dict):
-            raise TypeError(f"params of layer {name!r} must be a dict or None, "
-                            f"got {type(params).__name__}")
+            raise InvalidArgumentError(f"params of layer {name!r} must be a dict or None, "
+                                       f"got {type(params).__name__}")
         self.layers[name] = LayerSpec(layer, dict(params or {}))
         self.connections[name] = []
         if self.first_layer is None:

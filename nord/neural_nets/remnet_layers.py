@@ -24,6 +24,7 @@ from typing import Any, Dict, Tuple
 
 import torch.nn as nn
 
+from nord.errors import SettingsError
 from nord.neural_nets.layers import WeightScaling, register_layer
 from nord.neural_nets.tensor_shape import Shape
 
@@ -112,8 +113,8 @@ class DeepNEATBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  dropout: float = 0.0, scale: float = 1.0, max_pool: bool = False):
         if int(kernel_size) % 2 != 1:
-            raise ValueError(f"DeepNEATBlock keeps the spatial size, so its kernel must be "
-                             f"odd (DeepNEAT uses 1 or 3), got kernel_size={kernel_size}")
+            raise SettingsError(f"DeepNEATBlock keeps the spatial size, so its kernel must be "
+                                f"odd (DeepNEAT uses 1 or 3), got kernel_size={kernel_size}")
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size,
                               padding=int(kernel_size) // 2)

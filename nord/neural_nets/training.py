@@ -16,15 +16,11 @@ import torch.nn as nn
 
 from nord.configurations.metrics import make_metrics
 from nord.data_curators.splits import TensorData
-from nord.errors import SettingsError
+from nord.errors import NonFiniteLossError, SettingsError
 
 __all__ = ["NonFiniteLossError", "TrainingSettings", "train", "score", "make_scheduler"]
 
 Batches = Union[TensorData, Iterable[Tuple[torch.Tensor, torch.Tensor]]]
-
-
-class NonFiniteLossError(ArithmeticError):
-    """The training loss became NaN or infinite."""
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ import torch.nn as nn
 from nord.design.spaces.base import SearchSpace
 from nord.design.spaces.genome import (Genome, choose, decode_genome, describe_genome,
                                        genome_to_descriptor)
-from nord.errors import NordError, OutOfSearchSpaceError
+from nord.errors import OutOfSearchSpaceError, SettingsError
 from nord.neural_nets.remnet_layers import DeepNEATBlock
 
 __all__ = ["DeepNEATSpace", "Block", "INPUT_NODE", "OUTPUT_NODE"]
@@ -84,7 +84,7 @@ class Block:
 def _range(value: Sequence[float], what: str) -> Tuple[float, float]:
     low, high = (float(v) for v in value)
     if low > high:
-        raise NordError(f"{what} range must be (low, high) with low <= high, got {value}")
+        raise SettingsError(f"{what} range must be (low, high) with low <= high, got {value}")
     return low, high
 
 
@@ -109,18 +109,18 @@ class DeepNEATSpace(SearchSpace):
         low, high = _range(filters, "filters")
         self.filters = (int(low), int(high))
         if self.filters[0] < 1:
-            raise NordError(f"filters must be at least 1, got {filters}")
+            raise SettingsError(f"filters must be at least 1, got {filters}")
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
         if not self.kernel_sizes or any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
-            raise NordError(f"kernel_sizes must be odd positive integers, got {kernel_sizes}")
+            raise SettingsError(f"kernel_sizes must be odd positive integers, got {kernel_sizes}")
         self.dropout = _range(dropout, "dropout")
         if not (0 <= self.dropout[0] and self.dropout[1] < 1):
-            raise NordError(f"dropout must lie in [0, 1), got {dropout}")
+            raise SettingsError(f"dropout must lie in [0, 1), got {dropout}")
         self.scale = _range(scale, "scale")
         probs = (add_node_prob, add_connection_prob, disable_connection_prob)
         if min(probs) < 0 or sum(probs) > 1 + 1e-9 or not 0 <= max_pool_prob <= 1:
-            raise NordError(f"mutation probabilities {probs} must be >= 0 and sum to at most "
-                            f"1 (the rest perturbs a block); max_pool_prob must be in [0, 1]")
+            raise SettingsError(f"mutation probabilities {probs} must be >= 0 and sum to at most "
+                                f"1 (the rest perturbs a block); max_pool_prob must be in [0, 1]")
         self.max_pool_prob = float(max_pool_prob)
         self.add_node_prob, self.add_connection_prob, self.disable_connection_prob = map(
             float, probs)
@@ -130,7 +130,7 @@ class DeepNEATSpace(SearchSpace):
         self.head = bool(head)
         self.max_tries = int(max_tries)
         if self.max_tries < 1 or self.head_units < 1 or self.sample_mutations < 0:
-            raise NordError("max_tries and head_units must be positive, sample_mutations >= 0")
+            raise SettingsError("max_tries and head_units must be positive, sample_mutations >= 0")
 
     @property
     def perturb_prob(self) -> float:

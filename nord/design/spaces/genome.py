@@ -28,7 +28,7 @@ import numbers
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Set, Tuple
 
-from nord.errors import OutOfSearchSpaceError
+from nord.errors import OutOfSearchSpaceError, SerializationError
 
 __all__ = ["LayerGene", "ConnectionGene", "Genome", "choose"]
 
@@ -260,14 +260,14 @@ class Genome:
 def _node_id(value: Any) -> int:
     """A node id from a file: an integer (a whole float such as 3.0 too)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
-        raise ValueError(f"node ids are integers, got {value!r}")
+        raise SerializationError(f"node ids are integers, got {value!r}")
     return int(value)
 
 
 def _flag(value: Any) -> bool:
     """An enabled flag from a file: true/false (or 1/0), nothing else."""
     if not isinstance(value, numbers.Integral) or value not in (0, 1):
-        raise ValueError(f"'enabled' flags are true or false, got {value!r}")
+        raise SerializationError(f"'enabled' flags are true or false, got {value!r}")
     return bool(value)
 
 

@@ -36,7 +36,7 @@ from typing import List
 import numpy as np
 
 from nord.design.spaces.base import SearchSpace
-from nord.errors import NordError, OutOfSearchSpaceError
+from nord.errors import NordError, OutOfSearchSpaceError, SettingsError
 from nord.neural_nets.graph_hash import NASBENCH101_OPS, prune_nasbench101
 from nord.neural_nets.neural_descriptor import NeuralDescriptor
 
@@ -67,9 +67,10 @@ class NASBench101Space(SearchSpace):
                  mutation: str = "listing_3_6", held_only: bool = False, evaluator=None,
                  max_tries: int = 200, ops=NASBENCH101_OPS) -> None:
         if mutation not in MUTATIONS:
-            raise NordError(f"unknown mutation {mutation!r}; choose one of {MUTATIONS}")
+            raise SettingsError(f"unknown mutation {mutation!r}; choose one of {MUTATIONS}")
         if not 1 <= int(max_layers) <= MAX_VERTICES - 2:
-            raise NordError(f"max_layers (inner layers) must be 1..{MAX_VERTICES - 2}, got {max_layers}")
+            raise SettingsError(f"max_layers (inner layers) must be 1..{MAX_VERTICES - 2}, "
+                                f"got {max_layers}")
         self.max_layers = int(max_layers)
         self.add_connection_prob = float(add_connection_prob)
         self.add_node_prob = float(add_node_prob)

@@ -65,7 +65,7 @@ import torch.nn as nn
 from nord.design.spaces.base import SearchSpace
 from nord.design.spaces.genome import (Genome, LayerGene, ConnectionGene, choose,
                                        decode_genome, describe_genome, genome_to_descriptor)
-from nord.errors import NordError, OutOfSearchSpaceError
+from nord.errors import OutOfSearchSpaceError, SettingsError
 from nord.neural_nets.remnet_layers import RemNetConv, RemNetDenseHead
 
 __all__ = ["RemNetSpace", "CHOICES", "INPUT_NODE", "OUTPUT_NODE", "layer_spec",
@@ -112,16 +112,16 @@ class RemNetSpace(SearchSpace):
                  add_node_prob: float = 0.25, connection_prob: float = 0.7,
                  dropout: float = DROPOUT, head: bool = True) -> None:
         if int(channels) < 2 or int(channels) % 2:
-            raise NordError(f"channels must be an even number >= 2 (CONV_k.H layers use "
-                            f"half of them), got {channels}")
+            raise SettingsError(f"channels must be an even number >= 2 (CONV_k.H layers use "
+                                f"half of them), got {channels}")
         if int(initial_layers) < 0:
-            raise NordError(f"initial_layers must be >= 0, got {initial_layers}")
+            raise SettingsError(f"initial_layers must be >= 0, got {initial_layers}")
         if min(add_node_prob, connection_prob) < 0 or add_node_prob + connection_prob > 1 + 1e-9:
-            raise NordError(f"add_node_prob ({add_node_prob}) and connection_prob "
-                            f"({connection_prob}) must be >= 0 and sum to at most 1; the "
-                            f"rest is the probability of leaving a genome unchanged")
+            raise SettingsError(f"add_node_prob ({add_node_prob}) and connection_prob "
+                                f"({connection_prob}) must be >= 0 and sum to at most 1; the "
+                                f"rest is the probability of leaving a genome unchanged")
         if not 0 <= dropout < 1:
-            raise NordError(f"dropout must be in [0, 1), got {dropout}")
+            raise SettingsError(f"dropout must be in [0, 1), got {dropout}")
         self.channels = int(channels)
         self.initial_layers = int(initial_layers)
         self.add_node_prob = float(add_node_prob)

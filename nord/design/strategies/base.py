@@ -22,13 +22,9 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from nord.errors import NordError
+from nord.errors import StrategyError
 
 __all__ = ["Candidate", "Strategy", "StrategyError", "make_rng", "rng_state", "set_rng_state"]
-
-
-class StrategyError(NordError, ValueError):
-    """A strategy was used against its contract (unknown id, bad settings)."""
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,13 @@ from typing import Any, Dict, KeysView, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from nord.errors import MetricNotAvailableError, NotInTableError, OutOfSearchSpaceError
+from nord.errors import (
+    InvalidArgumentError,
+    MetricNotAvailableError,
+    NotInTableError,
+    OutOfSearchSpaceError,
+    SettingsError,
+)
 from nord.neural_nets.benchmarks.nasbench101_cells import (_OPS, INPUT, MAX_EDGES, MAX_VERTICES,
                                                            OUTPUT, Matrix, _descriptor_key,
                                                            _hash_of_key, _mask_to_matrix,
@@ -137,10 +143,10 @@ class NASBench_101Evaluator:
                  seed: int = 0, low_fidelity_time: str = "scaled",
                  verify: bool = True) -> None:
         if repeat not in ("mean", "sample"):
-            raise ValueError(f"repeat must be 'mean' or 'sample', got {repeat!r}")
+            raise SettingsError(f"repeat must be 'mean' or 'sample', got {repeat!r}")
         if low_fidelity_time not in ("scaled", "nan"):
-            raise ValueError(f"low_fidelity_time must be 'scaled' or 'nan', "
-                             f"got {low_fidelity_time!r}")
+            raise SettingsError(f"low_fidelity_time must be 'scaled' or 'nan', "
+                                f"got {low_fidelity_time!r}")
         self.repeat = repeat
         self.low_fidelity_time = low_fidelity_time
         self._rng = random.Random(seed)
@@ -274,8 +280,8 @@ class NASBench_101Evaluator:
         elif not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         if not replace and n > len(self):
-            raise ValueError(f"cannot draw {n} distinct cells from a table of {len(self)}; "
-                             f"pass replace=True")
+            raise SettingsError(f"cannot draw {n} distinct cells from a table of {len(self)}; "
+                                f"pass replace=True")
         picks = rng.choice(len(self), size=n, replace=replace)
         return [self.matrix_to_descriptor(*self._cell_of_row(int(i))) for i in picks]
 
@@ -454,8 +460,8 @@ class NASBench_101Evaluator:
             return _matrix_key(*cell)
         if hasattr(cell, "layers") and hasattr(cell, "connections"):
             return self._descriptor_key(cell)
-        raise TypeError(f"expected a NeuralDescriptor, a (matrix, ops) pair or a hash, "
-                        f"got {type(cell).__name__}")
+        raise InvalidArgumentError(f"expected a NeuralDescriptor, a (matrix, ops) pair or a hash, "
+                                   f"got {type(cell).__name__}")
 
     def _descriptor_key(self, d) -> Tuple[str, int]:
         return _descriptor_key(d)

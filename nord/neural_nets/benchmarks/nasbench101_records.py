@@ -121,8 +121,8 @@ def encode_model_metrics(evaluation_data: Iterable[Dict[str, Any]],
     for entry in evaluation_data:
         unknown = set(entry) - set(_EVAL_NUMBERS) - {"checkpoint_path"}
         if unknown:
-            raise ValueError(f"unknown EvaluationData fields {sorted(unknown)}; known: "
-                             f"{sorted(_EVAL_NUMBERS) + ['checkpoint_path']}")
+            raise ProtobufError(f"unknown EvaluationData fields {sorted(unknown)}; known: "
+                                f"{sorted(_EVAL_NUMBERS) + ['checkpoint_path']}")
         body = b"".join(encode_double_field(_EVAL_NUMBERS[name], entry[name])
                         for name in _EVAL_DOUBLES.values() if name in entry)
         if "checkpoint_path" in entry:

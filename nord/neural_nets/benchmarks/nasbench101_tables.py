@@ -52,7 +52,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from nord.data_curators.download import cache_dir
-from nord.errors import DamagedDataError, DataNotFoundError
+from nord.errors import DamagedDataError, DataNotFoundError, TableFormatError
 from nord.neural_nets.benchmarks.nasbench101_cells import INPUT, OUTPUT, _LABEL, _lower_mask
 from nord.neural_nets.benchmarks.nasbench101_records import decode_model_metrics
 from nord.neural_nets.benchmarks.tfrecord import (ProtobufError, TFRecordError,
@@ -180,12 +180,12 @@ def _check_ops_text(text: str, n: int) -> None:
     """Check a table row's ops (``input,...,output``, ``n`` of them); ValueError if not."""
     ops = text.split(",")
     if len(ops) != n:
-        raise ValueError(f"{len(ops)} ops for {n} vertices")
+        raise TableFormatError(f"{len(ops)} ops for {n} vertices")
     if n < 2 or ops[0] != INPUT or ops[-1] != OUTPUT:
-        raise ValueError(f"ops must start with 'input' and end with 'output': {text!r}")
+        raise TableFormatError(f"ops must start with 'input' and end with 'output': {text!r}")
     unknown = [op for op in ops[1:-1] if op not in _LABEL]
     if unknown:
-        raise ValueError(f"unknown op(s) {unknown}")
+        raise TableFormatError(f"unknown op(s) {unknown}")
 
 
 # ------------------------------------------------------------------ the 30k csv
@@ -275,10 +275,10 @@ def _read_csv(path: Path):
                 line = reader.line_num
                 try:
                     if len(row) != width:
-                        raise ValueError(f"{len(row)} fields, the header has {width}")
+                        raise TableFormatError(f"{len(row)} fields, the header has {width}")
                     key = row[i_hash]
                     if len(key) != 32:
-                        raise ValueError(f"hash {key!r} is not 32 hex digits")
+                        raise TableFormatError(f"hash {key!r} is not 32 hex digits")
                     n = int(row[i_n])
                     flat = row[i_flat]
                     ops = row[i_ops]
@@ -286,15 +286,15 @@ def _read_csv(path: Path):
                         _check_ops_text(ops, n)
                         valid_ops[ops] = n
                     if len(flat) != n * n or flat.strip("01"):
-                        raise ValueError(f"matrix {flat!r} is not a 0/1 string of "
-                                         f"length {n}x{n}")
+                        raise TableFormatError(f"matrix {flat!r} is not a 0/1 string of "
+                                               f"length {n}x{n}")
                     if flat.count("1") != int(row[i_e]):
-                        raise ValueError(f"num_edges is {row[i_e]} but the matrix "
-                                         f"has {flat.count('1')} edges")
+                        raise TableFormatError(f"num_edges is {row[i_e]} but the matrix "
+                                               f"has {flat.count('1')} edges")
                     mask = int(flat, 2)
                     if mask & _lower_mask(n):
-                        raise ValueError(f"matrix {flat!r} is not strictly upper "
-                                         f"triangular")
+                        raise TableFormatError(f"matrix {flat!r} is not strictly upper "
+                                               f"triangular")
                     for target, i in float_cols:
                         target.append(float(row[i]))
                 except ValueError as error:
@@ -451,16 +451,16 @@ def _parse_record(data: bytes):
     """``(module_hash, epochs, flat adjacency, ops, metrics)`` of one record; ValueError if not."""
     row = json.loads(data.decode("utf-8"))
     if not (isinstance(row, list) and len(row) == 5):
-        raise ValueError("expected a JSON list [module_hash, epochs, "
-                         "raw_adjacency, raw_operations, raw_metrics]")
+        raise TableFormatError("expected a JSON list [module_hash, epochs, "
+                               "raw_adjacency, raw_operations, raw_metrics]")
     key, epochs, flat, ops, raw = row
     if not (isinstance(key, str) and isinstance(epochs, int)
             and isinstance(flat, str) and isinstance(ops, str)
             and isinstance(raw, str)):
-        raise ValueError("expected [str, int, str, str, str]")
+        raise TableFormatError("expected [str, int, str, str, str]")
     metrics = decode_model_metrics(base64.b64decode(raw, validate=True))
     if not metrics["evaluation_data"]:
-        raise ValueError("its metrics hold no evaluation_data")
+        raise TableFormatError("its metrics hold no evaluation_data")
     return key, epochs, flat, ops, metrics
 
 
@@ -468,10 +468,10 @@ def _checked_mask(flat: str, ops: str, valid_ops: Dict[str, int]) -> int:
     """The adjacency bits of a new cell's record; ValueError if it is no cell."""
     n = math.isqrt(len(flat))
     if n * n != len(flat) or flat.strip("01"):
-        raise ValueError(f"adjacency {flat!r} is not a square 0/1 matrix")
+        raise TableFormatError(f"adjacency {flat!r} is not a square 0/1 matrix")
     mask = int(flat, 2)
     if mask & _lower_mask(n):
-        raise ValueError(f"adjacency {flat!r} is not strictly upper triangular")
+        raise TableFormatError(f"adjacency {flat!r} is not strictly upper triangular")
     if valid_ops.get(ops) != n:
         _check_ops_text(ops, n)
         valid_ops[ops] = n

@@ -34,7 +34,13 @@ import operator
 import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from nord.errors import MetricNotAvailableError, NordError, NotInTableError
+from nord.errors import (
+    InvalidArgumentError,
+    MetricNotAvailableError,
+    NordError,
+    NotInTableError,
+    SettingsError,
+)
 from nord.neural_nets.benchmarks.nasbench201_cells import (OPS, _arch_code, _tables,
                                                            arch_to_ops, isomorphism_key,
                                                            ops_to_arch)
@@ -92,7 +98,7 @@ class NATSBench_Evaluator:
         elif backend == "nats_bench":
             self._backend = _open_nats_bench(path, fast_mode, verbose)
         else:
-            raise ValueError(f"backend must be 'table' or 'nats_bench', got {backend!r}")
+            raise SettingsError(f"backend must be 'table' or 'nats_bench', got {backend!r}")
         self.dataset = _dataset_name(dataset)
         self.epochs = _epochs(epochs)
         self.queries = 0
@@ -139,8 +145,8 @@ class NATSBench_Evaluator:
         """
         fetch, single = self._fetcher(metrics, dataset, epochs)
         if isinstance(descriptor, str):
-            raise TypeError("descriptor_evaluate takes a NeuralDescriptor; look cell "
-                            "strings up with evaluate_string()")
+            raise InvalidArgumentError("descriptor_evaluate takes a NeuralDescriptor; look cell "
+                                       "strings up with evaluate_string()")
         row = self._backend.row_of_code[_descriptor_code(descriptor)]
         if row < 0:
             raise self._not_in_table(descriptor_to_arch(descriptor))
@@ -300,15 +306,15 @@ class NATSBench_Evaluator:
         except KeyError:
             pass
         except TypeError:
-            raise TypeError(f"metrics must be a metric name or a list of them, got "
-                            f"{metrics!r}") from None
+            raise InvalidArgumentError(f"metrics must be a metric name or a list of them, got "
+                                       f"{metrics!r}") from None
         names = (metrics,) if single else key[0]
         if not names:
-            raise ValueError("metrics is empty; ask for at least one metric, e.g. "
-                             "['validation_accuracy']")
+            raise SettingsError("metrics is empty; ask for at least one metric, e.g. "
+                                "['validation_accuracy']")
         for name in names:
             if not isinstance(name, str):
-                raise TypeError(f"metric names are strings, got {name!r}")
+                raise InvalidArgumentError(f"metric names are strings, got {name!r}")
         resolved = (self._backend.fetcher(names, _dataset_name(dataset or self.dataset),
                                           _epochs(epochs or self.epochs)), single)
         self._fetchers[key] = resolved
@@ -334,7 +340,7 @@ class NATSBench_Evaluator:
                 raise TypeError
             index = operator.index(index)
         except TypeError:
-            raise TypeError(f"an index is an int, got {index!r}") from None
+            raise InvalidArgumentError(f"an index is an int, got {index!r}") from None
         row = self._backend.row_of_index.get(index)
         if row is None:
             indices = self._backend.indices

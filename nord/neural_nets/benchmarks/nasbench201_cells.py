@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from nord.errors import OutOfSearchSpaceError, UnknownOpError
+from nord.errors import InvalidArgumentError, OutOfSearchSpaceError, UnknownOpError
 
 __all__ = ["OPS", "arch_to_ops", "ops_to_arch", "isomorphism_key"]
 
@@ -88,8 +88,8 @@ def _parse_slow(arch: Any) -> Tuple[int, ...]:
     """Digits of an arch string, with a precise error for a malformed one."""
     example = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
     if not isinstance(arch, str):
-        raise TypeError(f"a NAS-Bench-201 cell string is a str like {example!r}, "
-                        f"got {type(arch).__name__}")
+        raise InvalidArgumentError(f"a NAS-Bench-201 cell string is a str like {example!r}, "
+                                   f"got {type(arch).__name__}")
     groups = arch.split("+")
     if len(groups) != 3:
         raise OutOfSearchSpaceError(

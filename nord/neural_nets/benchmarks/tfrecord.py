@@ -34,7 +34,7 @@ from typing import Iterable, Iterator, List, Tuple, Union
 
 import numpy as np
 
-from nord.errors import DamagedDataError
+from nord.errors import ProtobufError, TFRecordError, TFRecordTruncatedError
 
 __all__ = [
     "crc32c",
@@ -139,18 +139,6 @@ def _mask_many(crcs: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ TFRecord files
 
 
-class TFRecordError(DamagedDataError):
-    """A TFRecord file is damaged: a bad checksum, a truncated record, bad contents."""
-
-
-class TFRecordTruncatedError(TFRecordError):
-    """A TFRecord file ends inside a record; ``records`` complete ones come before it."""
-
-    def __init__(self, message: str, records: int):
-        super().__init__(message)
-        self.records = records
-
-
 def frame_record(data: bytes) -> bytes:
     """One record in TFRecord framing (length, its CRC, data, its CRC)."""
     header = struct.pack("<Q", len(data))
@@ -245,10 +233,6 @@ WIRE_VARINT = 0
 WIRE_FIXED64 = 1
 WIRE_BYTES = 2
 WIRE_FIXED32 = 5
-
-
-class ProtobufError(ValueError):
-    """Bytes that are not a well-formed protobuf message."""
 
 
 def decode_varint(buf: bytes, pos: int) -> Tuple[int, int]:
