@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import textwrap
 from typing import List, Optional
 
-from nord.errors import NordError
+from nord.errors import NordError, UsageError
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "EXIT_USAGE", "EXIT_FAILURE"]
 
 
 def _demo(args) -> int:
@@ -74,8 +75,12 @@ def _search(args) -> int:
         space_options["mutation"] = args.mutation
     if args.channels is not None:
         space_options["channels"] = args.channels
+    space_options.update(dict(args.space_option or ()))
     if space_options:
         explicit["space_options"] = space_options
+    strategy_options = dict(args.strategy_option or ())
+    if strategy_options:
+        explicit["strategy_options"] = strategy_options
     objective_options = {key: value for key, value in (
         ("dataset", args.dataset), ("epochs", args.epochs),
         ("data_percentage", args.percentage), ("optimizer", args.optimizer),
@@ -87,7 +92,8 @@ def _search(args) -> int:
     settings = None if args.resume else SearchSettings(**{
         **defaults, **explicit,
         "report": tuple(explicit.get("report", ())),
-        "space_options": space_options, "objective_options": objective_options})
+        "space_options": space_options, "strategy_options": strategy_options,
+        "objective_options": objective_options})
 
     with contextlib.ExitStack() as stack:
         callbacks = [] if args.quiet else [stack.enter_context(ProgressBar(
@@ -110,7 +116,7 @@ def _described(out, architecture) -> str:
     from nord.analysis.report import Report
     from nord.execution.store import RunStore
     with RunStore(f"{out}/run.sqlite", create=False) as store:
-        return Report(store)._describe(architecture)
+        return Report(store).describe_architecture(architecture)
 
 
 def _report(args) -> int:
@@ -158,48 +164,152 @@ def _export(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nord", description="NORD: parallel and "
-                                     "distributed Neural Architecture Search")
-    commands = parser.add_subparsers(dest="command", required=True)
+#: what ``nord search`` does when a flag is left out (SearchSettings' defaults;
+#: a test keeps them equal, so the help never states a wrong default)
+SEARCH_DEFAULTS = {"space": "nasbench201", "strategy": "evolution", "budget": 150,
+                   "population": 10, "sample": 3, "seed": 0, "executor": "serial",
+                   "workers": 1, "gpus": 0.0}
 
-    demo = commands.add_parser("demo", help="a scaled-down chapter-6 search on real "
-                               "Fashion-MNIST, evolution against random search (the README's "
-                               "main job)")
-    demo.add_argument("--budget", type=int, default=30, help="evaluations per search (default 30)")
-    demo.add_argument("--population", type=int, default=10, help="P (default 10; thesis 100)")
-    demo.add_argument("--sample", type=int, default=3, help="S (default 3; thesis 25)")
-    demo.add_argument("--channels", type=int, default=16, help="C (default 16)")
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                     argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (none for flags whose default means "unset"),
+    and keeps the line breaks of descriptions and epilogs."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if ("%(default)" in help_text or not action.option_strings or action.nargs == 0
+                or action.default in (None, argparse.SUPPRESS)):
+            return help_text
+        return f"{help_text} (default: %(default)s)"
+
+
+def _choices_epilog(title: str, registry) -> str:
+    """``title``, then one line per registered name and its summary."""
+    width = max(len(name) for name in registry.names())
+    lines = [f"  {name:<{width}}  {registry.summary(name)}".rstrip()
+             for name in registry.names()]
+    return f"{title}:\n" + "\n".join(lines)
+
+
+def _key_value(text: str):
+    """``KEY=VALUE`` of --space-option / --strategy-option; VALUE is read as
+    JSON when it parses (numbers, true/false, lists), else kept as text."""
+    import json
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. mutation=nasbench)")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nord`` argument parser. Choices of spaces, strategies and executors
+    come from their registries, so registered additions appear here."""
+    import nord
+    from nord.design.spaces import SPACES
+    from nord.design.strategies import STRATEGIES
+    from nord.execution.executors import EXECUTORS
+
+    parser = argparse.ArgumentParser(prog="nord", formatter_class=_HelpFormatter,
+                                     description="NORD: parallel and distributed Neural "
+                                     "Architecture Search")
+    parser.add_argument("--version", action="version", version=f"nord {nord.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, description: str = "", **options) -> argparse.ArgumentParser:
+        return commands.add_parser(name, formatter_class=_HelpFormatter,
+                                   description=textwrap.fill(description, 79) or None,
+                                   **options)
+
+    demo = command("demo", help="a scaled-down chapter-6 search on real Fashion-MNIST, "
+                   "evolution against random search (the README's main job)",
+                   description="A scaled-down thesis chapter 6 on real Fashion-MNIST: "
+                   "regularized evolution, then random search with the same budget. The "
+                   "thesis's settings are flags (P=100, S=25, 10 epochs).")
+    demo.add_argument("--budget", type=int, default=30, help="evaluations per search")
+    demo.add_argument("--population", type=int, default=10, help="P (thesis 100)")
+    demo.add_argument("--sample", type=int, default=3, help="S (thesis 25)")
+    demo.add_argument("--channels", type=int, default=16, help="C")
     demo.add_argument("--percentage", type=float, default=0.1,
-                      help="share of the training set (default 0.1)")
+                      help="share of the training set")
     demo.add_argument("--epochs", type=int, default=1, help="epochs per candidate (thesis 10)")
     demo.add_argument("--workers", type=int, default=2, help="candidates trained at once")
     demo.add_argument("--threads", type=int, default=1,
-                      help="torch threads per candidate (default 1: the same search with any "
+                      help="torch threads per candidate (1: the same search with any "
                       "--workers)")
-    demo.add_argument("--fitness-split", choices=["validation", "test"], default="validation")
+    demo.add_argument("--fitness-split", choices=["validation", "test"], default="validation",
+                      help="score candidates on a validation split or on the test set")
     demo.add_argument("--no-baseline", action="store_true", help="skip the random search")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
-    demo.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    demo.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST IDX files")
+    demo.add_argument("--out", default="runs/demo", help="output folder")
+    demo.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST IDX "
+                      "files (default: Debian's dataset-fashion-mnist, or $NORD_DATA)")
     demo.set_defaults(handler=_demo)
 
-    describe = commands.add_parser("describe", help="validate and compile a descriptor "
-                                   "JSON file; print its layers, shapes and hash")
+    describe = command("describe", help="validate and compile a descriptor JSON file; "
+                       "print its layers, shapes and hash")
     describe.add_argument("descriptor", help="descriptor JSON (NeuralDescriptor.to_json())")
-    describe.add_argument("--input-shape", type=int, nargs="+", default=[28, 28])
+    describe.add_argument("--input-shape", type=int, nargs="+", default=[28, 28],
+                          help="input height and width (one number for 1-d inputs)")
     describe.add_argument("--channels", type=int, default=1, help="input channels")
-    describe.add_argument("--num-classes", type=int, default=10)
+    describe.add_argument("--num-classes", type=int, default=10, help="outputs")
     describe.add_argument("--policy", default="minimum_viable_size",
-                          choices=["minimum_viable_size", "maximum_viable_size", "fixed_channels"])
+                          choices=["minimum_viable_size", "maximum_viable_size", "fixed_channels"],
+                          help="how layers' channel counts are chosen")
     describe.add_argument("--fixed-channels", type=int, default=None,
                           help="C for the fixed_channels policy")
     describe.add_argument("--png", help="draw the graph to this PNG")
     describe.add_argument("--dot", help="write Graphviz DOT text to this file")
     describe.set_defaults(handler=_describe)
 
-    search = commands.add_parser(
+    _add_search(command, SPACES, STRATEGIES, EXECUTORS)
+
+    final = command("train-final", help="train a found architecture as thesis §6.4.2 does "
+                    "(wider, augmented, Adamax, 20 epochs), report test accuracy and export it")
+    final.add_argument("source", help="a run folder (its best architecture), a descriptor "
+                       "JSON file, a REMNet genome JSON file, or 'remnet' (the thesis's REMNet)")
+    final.add_argument("--channels", type=int, help="widen to C channels (thesis: 128 or 256; "
+                       "default: the width it was searched at)")
+    final.add_argument("--epochs", type=int, default=20, help="training epochs")
+    final.add_argument("--optimizer", default="adamax", help="optimizer name")
+    final.add_argument("--batch-size", type=int, default=128, help="batch size")
+    final.add_argument("--percentage", type=float, default=1.0,
+                       help="share of the training set")
+    final.add_argument("--dataset", default="fashion-mnist", help="registered dataset")
+    final.add_argument("--no-augment", action="store_true",
+                       help="no random horizontal flip / random erasing")
+    final.add_argument("--seed", type=int, default=0, help="random seed")
+    final.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
+    final.add_argument("--out", default=None,
+                       help="folder for final.json and model/ (default: <run>/final[-C<C>] "
+                       "for a run folder, runs/final/<name>[-C<C>] otherwise)")
+    final.set_defaults(handler=_train_final)
+
+    export = command("export", help="write an architecture as descriptor JSON, state dict, "
+                     "TorchScript, a torch.export program and Python source")
+    export.add_argument("source", help="a run folder, a descriptor JSON file, or 'remnet'")
+    export.add_argument("--out", required=True, help="folder to write the files to")
+    export.add_argument("--dataset", default="fashion-mnist",
+                        help="registered dataset (sets input shape and classes)")
+    export.add_argument("--channels", type=int, help="widen to C channels")
+    export.add_argument("--seed", type=int, default=0, help="seed of the fresh weights")
+    export.set_defaults(handler=_export)
+
+    report = command("report", help="plots and a Markdown summary of a run")
+    report.add_argument("run", help="run folder (the --out of nord search)")
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def _add_search(command, spaces, strategies, executors) -> None:
+    """``nord search`` and its flags, in groups."""
+    shown = SEARCH_DEFAULTS
+    search = command(
         "search", help="search a space with a strategy; every evaluation goes to "
         "<out>/run.sqlite; --resume continues a stopped or killed run",
         description="Run a search. Settings left out take their defaults (or, with "
@@ -207,117 +317,119 @@ def build_parser() -> argparse.ArgumentParser:
         "default) is not reproducible: results arrive in a different order each time, and "
         "each child is bred from the population as it stands then, so two runs with the "
         "same seed differ. --synchronous --cycle-size N repeats exactly with any --workers "
-        "(when training, at the same --threads).")
-    search.add_argument("--space", choices=["nasbench201", "nasbench101", "remnet", "deepneat"],
-                        help="search space (default nasbench201); remnet and deepneat train "
-                        "every candidate (see --dataset, --epochs, --percentage)")
-    search.add_argument("--strategy", choices=["evolution", "random", "rl"],
-                        help="search strategy (default evolution; rl needs nasbench101)")
-    search.add_argument("--budget", type=int, help="evaluations in all (default 150)")
-    search.add_argument("--population", type=int, help="evolution: population size P (default 10)")
-    search.add_argument("--sample", type=int, help="evolution: sample size S (default 3)")
-    search.add_argument("--seed", type=int, help="random seed (default 0)")
-    search.add_argument("--fitness", help="nasbench201: a table column (default "
-                        "cifar10_valid_valid_200ep); nasbench101: <accuracy>@<epochs> "
-                        "(default validation_accuracy@108)")
-    search.add_argument("--report", action="append", metavar="COLUMN",
-                        help="nasbench201: another column to record (default cifar10_test_200ep)")
-    search.add_argument("--table", help="benchmark table file or folder (default: found via $NORD_DATA)")
-    where = search.add_mutually_exclusive_group()
+        "(when training, at the same --threads).",
+        epilog="\n\n".join([_choices_epilog("search spaces (--space)", spaces),
+                            _choices_epilog("strategies (--strategy)", strategies),
+                            _choices_epilog("executors (--executor)", executors)]))
+
+    what = search.add_argument_group("what is searched, and how")
+    what.add_argument("--space", choices=spaces.names(), metavar="SPACE",
+                      help=f"search space, one of {', '.join(spaces.names())} (default: "
+                      f"{shown['space']}); spaces without a benchmark table train every "
+                      f"candidate (see the training options)")
+    what.add_argument("--strategy", choices=strategies.names(), metavar="STRATEGY",
+                      help=f"search strategy, one of {', '.join(strategies.names())} "
+                      f"(default: {shown['strategy']})")
+    what.add_argument("--budget", type=int,
+                      help=f"evaluations in all (default: {shown['budget']})")
+    what.add_argument("--seed", type=int, help=f"random seed (default: {shown['seed']})")
+    what.add_argument("--population", type=int,
+                      help=f"evolution: population size P (default: {shown['population']})")
+    what.add_argument("--sample", type=int,
+                      help=f"evolution: sample size S (default: {shown['sample']})")
+    what.add_argument("--synchronous", action="store_true", default=None,
+                      help="evolution with several workers: cycles of W children bred from "
+                      "the same population (default: asynchronous, a child per result, "
+                      "which depends on the order results arrive in, so it is not "
+                      "reproducible); with --cycle-size the same seed gives the same search")
+    what.add_argument("--cycle-size", type=int,
+                      help="--synchronous: children per cycle (default: --workers); fix it "
+                      "to get the same search with any number of workers")
+    what.add_argument("--space-option", dest="space_option", action="append", default=None,
+                      type=_key_value, metavar="KEY=VALUE",
+                      help="another option of the space's constructor (repeatable; VALUE "
+                      "is read as JSON when it parses)")
+    what.add_argument("--strategy-option", dest="strategy_option", action="append",
+                      default=None, type=_key_value, metavar="KEY=VALUE",
+                      help="another option of the strategy's constructor (repeatable)")
+
+    table = search.add_argument_group("benchmark tables (nasbench201, nasbench101)")
+    table.add_argument("--fitness", help="nasbench201: a table column (default: "
+                       "cifar10_valid_valid_200ep); nasbench101: <accuracy>@<epochs> "
+                       "(default: validation_accuracy@108)")
+    table.add_argument("--report", action="append", metavar="COLUMN",
+                       help="nasbench201: another column to record (default: "
+                       "cifar10_test_200ep)")
+    table.add_argument("--table", help="benchmark table file or folder (default: found "
+                       "via $NORD_DATA)")
+    where = table.add_mutually_exclusive_group()
     where.add_argument("--held-only", dest="held_only", action="store_true", default=None,
                        help="nasbench101: stay inside the loaded table's cells (default: "
                        "when the table is a subset, like the shipped 30k cells)")
     where.add_argument("--anywhere", dest="held_only", action="store_false",
-                        help="nasbench101: propose any cell (those the table lacks score 0)")
-    search.add_argument("--mutation", choices=["listing_3_6", "nasbench"],
-                        help="nasbench101 mutation rules (default listing_3_6, or nasbench "
-                        "when staying inside a subset)")
-    search.add_argument("--channels", type=int, help="remnet: channel count C (default 16)")
-    search.add_argument("--dataset", help="remnet/deepneat: dataset to train on "
-                        "(default fashion-mnist)")
-    search.add_argument("--epochs", type=int, help="remnet/deepneat: training epochs per "
-                        "candidate (default 1; thesis 10)")
-    search.add_argument("--percentage", type=float, help="remnet/deepneat: share of the "
-                        "training set (default 1.0)")
-    search.add_argument("--optimizer", help="remnet/deepneat: optimizer (default adam)")
-    search.add_argument("--batch-size", type=int, help="remnet/deepneat: batch size (default 64)")
-    search.add_argument("--fitness-split", choices=["validation", "test"],
-                        help="remnet/deepneat: score on a validation split carved from the "
-                        "training set (default) or on the test set (as the thesis did)")
-    search.add_argument("--no-cache", dest="cache", action="store_false", default=None,
-                        help="evaluate isomorphic architectures again instead of reusing results")
-    search.add_argument("--executor", choices=["serial", "process", "ray"],
-                        help="where evaluations run (default serial; process: a local pool; "
-                        "ray: a Ray cluster, pip install 'nord[ray]')")
-    search.add_argument("--workers", type=int,
-                        help="evaluations in flight at once (default 1); above 1, asynchronous "
-                        "evolution does not repeat exactly (see --synchronous)")
-    search.add_argument("--ray-address", help="existing Ray cluster, e.g. auto or head:6379 "
-                        "(default: start a local Ray instance)")
-    search.add_argument("--gpus", type=float, help="ray: GPUs per evaluation (default 0)")
-    search.add_argument("--synchronous", action="store_true", default=None,
-                        help="evolution with several workers: cycles of W children bred from "
-                        "the same population (default: asynchronous, a child per result, "
-                        "which depends on the order results arrive in, so it is not "
-                        "reproducible); with --cycle-size the same seed gives the same search")
-    search.add_argument("--cycle-size", type=int,
-                        help="--synchronous: children per cycle (default: --workers); fix it "
-                        "to get the same search with any number of workers")
-    search.add_argument("--threads", type=int,
-                        help="torch threads per evaluation (default: the cores shared between "
-                        "workers); CPU training repeats exactly only at the same thread count")
-    search.add_argument("--out", required=True, help="run folder (holds run.sqlite)")
-    search.add_argument("--resume", action="store_true", help="continue the run in --out")
-    search.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
+                       help="nasbench101: propose any cell (those the table lacks score 0)")
+    table.add_argument("--mutation", choices=["listing_3_6", "nasbench"],
+                       help="nasbench101 mutation rules (default: listing_3_6, or nasbench "
+                       "when staying inside a subset)")
+    table.add_argument("--no-cache", dest="cache", action="store_false", default=None,
+                       help="evaluate isomorphic architectures again instead of reusing "
+                       "results")
+
+    training = search.add_argument_group("training (spaces that train their candidates)")
+    training.add_argument("--channels", type=int, help="remnet: channel count C (default: 16)")
+    training.add_argument("--dataset", help="dataset to train on (default: fashion-mnist)")
+    training.add_argument("--epochs", type=int, help="training epochs per candidate "
+                          "(default: 1; thesis 10)")
+    training.add_argument("--percentage", type=float, help="share of the training set "
+                          "(default: 1.0)")
+    training.add_argument("--optimizer", help="optimizer (default: adam)")
+    training.add_argument("--batch-size", type=int, help="batch size (default: 64)")
+    training.add_argument("--fitness-split", choices=["validation", "test"],
+                          help="score on a validation split carved from the training set "
+                          "(default) or on the test set (as the thesis did)")
+
+    running = search.add_argument_group("where evaluations run")
+    running.add_argument("--executor", choices=executors.names(), metavar="EXECUTOR",
+                         help=f"one of {', '.join(executors.names())} (default: "
+                         f"{shown['executor']}, or process with --workers above 1)")
+    running.add_argument("--workers", type=int,
+                         help=f"evaluations in flight at once (default: {shown['workers']}); "
+                         f"above 1, asynchronous evolution does not repeat exactly (see "
+                         f"--synchronous)")
+    running.add_argument("--threads", type=int,
+                         help="torch threads per evaluation (default: the cores shared "
+                         "between workers); CPU training repeats exactly only at the same "
+                         "thread count")
+    running.add_argument("--ray-address", help="ray: an existing cluster, e.g. auto or "
+                         "head:6379 (default: start a local Ray instance)")
+    running.add_argument("--gpus", type=float,
+                         help=f"ray: GPUs per evaluation (default: {shown['gpus']})")
+
+    run = search.add_argument_group("the run folder")
+    run.add_argument("--out", required=True, help="run folder (holds run.sqlite)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     search.set_defaults(handler=_search)
 
-    final = commands.add_parser(
-        "train-final", help="train a found architecture as thesis §6.4.2 does (wider, "
-        "augmented, Adamax, 20 epochs), report test accuracy and export it")
-    final.add_argument("source", help="a run folder (its best architecture), a descriptor "
-                       "JSON file, a REMNet genome JSON file, or 'remnet' (the thesis's REMNet)")
-    final.add_argument("--channels", type=int, help="widen to C channels (thesis: 128 or 256; "
-                       "default: the width it was searched at)")
-    final.add_argument("--epochs", type=int, default=20, help="(default 20)")
-    final.add_argument("--optimizer", default="adamax", help="(default adamax)")
-    final.add_argument("--batch-size", type=int, default=128, help="(default 128)")
-    final.add_argument("--percentage", type=float, default=1.0,
-                       help="share of the training set (default 1.0)")
-    final.add_argument("--dataset", default="fashion-mnist", help="(default fashion-mnist)")
-    final.add_argument("--no-augment", action="store_true",
-                       help="no random horizontal flip / random erasing")
-    final.add_argument("--seed", type=int, default=0, help="(default 0)")
-    final.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    final.add_argument("--out", default=None,
-                       help="folder for final.json and model/ (default: <run>/final[-C<C>] "
-                       "for a run folder, runs/final/<name>[-C<C>] otherwise)")
-    final.set_defaults(handler=_train_final)
 
-    export = commands.add_parser("export", help="write an architecture as descriptor JSON, "
-                                 "state dict, TorchScript and Python source")
-    export.add_argument("source", help="a run folder, a descriptor JSON file, or 'remnet'")
-    export.add_argument("--out", required=True)
-    export.add_argument("--dataset", default="fashion-mnist")
-    export.add_argument("--channels", type=int)
-    export.add_argument("--seed", type=int, default=0)
-    export.set_defaults(handler=_export)
-
-    report = commands.add_parser("report", help="plots and a Markdown summary of a run")
-    report.add_argument("run", help="run folder (the --out of nord search)")
-    report.set_defaults(handler=_report)
-    return parser
+#: exit statuses: a usage error (the command line or its settings are wrong, as
+#: for a mistyped flag, which argparse reports with 2) and a failure while running
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run ``nord``; returns 0, 2 for a usage error (fix the command line), 1 for
+    a failure while running (missing or damaged files, a failed evaluation)."""
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except NordError as error:
+    except UsageError as error:
         print(f"nord {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # a path that is missing, not writable, a folder, ...
+        return EXIT_USAGE
+    except (NordError, OSError) as error:  # OSError: a path missing, not writable, ...
         print(f"nord {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         hint = ""
         if args.command == "search":

@@ -12,10 +12,15 @@ import pickle
 from typing import Iterable, Sequence
 
 __all__ = [
+    "ExportWarning",
+    "UsageError",
+    "UnknownNameError",
+    "RegistrationError",
     "StoreError",
     "ReadOnlyStoreError",
     "UnsafePickleError",
     "MissingChunksError",
+    "DamagedPickleError",
     "NordError",
     "DescriptorError",
     "DuplicateLayerError",
@@ -44,6 +49,7 @@ __all__ = [
     "InvalidArgumentError",
     "NonFiniteLossError",
     "StrategyError",
+    "StrategySettingsError",
     "RunNotFoundError",
     "ExportError",
     "UntrustedHeadError",
@@ -61,6 +67,31 @@ __all__ = [
 
 class NordError(Exception):
     """Base class of every error NORD raises on purpose."""
+
+
+class UsageError(NordError):
+    """The request itself is wrong (a setting that cannot work, an unknown name):
+    changing the call or the command line fixes it. ``nord`` exits with status 2
+    for these (as for a mistyped flag) and with 1 for other failures."""
+
+
+class UnknownNameError(UsageError, LookupError):
+    """A name that its registry (search spaces, strategies, objectives,
+    executors) does not hold; the message lists the closest ones.
+    ``name`` is what was asked for, ``choices`` the registered names."""
+
+    def __init__(self, message: str, name: object = None, choices: Sequence[str] = ()):
+        super().__init__(message)
+        self.name = name
+        self.choices = list(choices)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RegistrationError(NordError, ValueError):
+    """A registry entry that cannot be used: a taken or malformed name, or a
+    ``"module:attribute"`` reference that does not import."""
 
 
 class DescriptorError(NordError, ValueError):
@@ -144,7 +175,7 @@ class DamagedDataError(DataNotFoundError):
     (an image where labels belong); the message names the file and what was expected."""
 
 
-class UnknownDatasetError(NordError, LookupError):
+class UnknownDatasetError(UsageError, LookupError):
     """A dataset name that the configuration registry does not hold."""
 
     def __str__(self) -> str:  # LookupError would quote the message
@@ -162,7 +193,7 @@ class NotInTableError(NordError, LookupError):
         return str(self.args[0]) if self.args else ""
 
 
-class MetricNotAvailableError(NordError, KeyError):
+class MetricNotAvailableError(UsageError, KeyError):
     """A metric (or dataset/epochs combination) the loaded benchmark does not hold."""
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -173,7 +204,7 @@ class MissingDependencyError(NordError, ImportError):
     """An optional dependency is needed; the message says how to install it."""
 
 
-class SettingsError(NordError, ValueError):
+class SettingsError(UsageError, ValueError):
     """Settings that cannot work (a share outside (0, 1], an unknown optimizer,
     an option the chosen space does not have, ...) or that contradict a run
     being resumed. The message says what to change."""
@@ -183,7 +214,7 @@ class OutOfSearchSpaceError(NordError, ValueError):
     """An architecture lies outside a benchmark's search space."""
 
 
-class InvalidArgumentError(NordError, TypeError):
+class InvalidArgumentError(UsageError, TypeError):
     """An argument of the wrong type (a list where a name belongs, a number for a flag)."""
 
 
@@ -193,6 +224,11 @@ class NonFiniteLossError(NordError, ArithmeticError):
 
 class StrategyError(NordError, ValueError):
     """A strategy was used against its contract (unknown id, bad settings)."""
+
+
+class StrategySettingsError(StrategyError, SettingsError):
+    """A strategy (or the run loop) was given settings that cannot work: a usage
+    error, so ``nord`` exits with status 2."""
 
 
 class RunNotFoundError(NordError, FileNotFoundError):
@@ -265,3 +301,13 @@ class UnsafePickleError(NordError, pickle.UnpicklingError):
 
 class MissingChunksError(StoreError):
     """Saved state refers to array chunks that are not in the store (a damaged store)."""
+
+
+class ExportWarning(NordError, UserWarning):
+    """One of an export's optional files (the ``torch.export`` program) could not be
+    written; the others were, and the export's manifest says why (a warning category)."""
+
+
+class DamagedPickleError(NordError, pickle.UnpicklingError):
+    """Serialized data that does not read back: truncated, or not in the format it
+    should be (a ``torch.save`` archive that is not one); nothing was loaded."""

@@ -48,7 +48,7 @@ def test_demo_searches_real_fashion_mnist_reproducibly(tmp_path, capsys):
 
 def test_demo_reports_missing_data_clearly(tmp_path, capsys):
     code = main(["demo", "--data-root", str(tmp_path), "--out", str(tmp_path / "out")])
-    assert code == 2
+    assert code == 1
     err = capsys.readouterr().err
     assert "apt-get install dataset-fashion-mnist" in err and "--data-root" in err
     assert not (tmp_path / "out").exists()
@@ -74,7 +74,7 @@ def test_describe_reports_an_invalid_descriptor(tmp_path, capsys):
     d.add_layer("output", None, "out")  # never connected
     path = tmp_path / "d.json"
     path.write_text(d.to_json())
-    assert main(["describe", str(path)]) == 2
+    assert main(["describe", str(path)]) == 1
     assert "no path leads from the input layer 'in' to the output layer 'out'" in capsys.readouterr().err
 
 

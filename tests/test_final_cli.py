@@ -63,14 +63,14 @@ def test_train_final_refuses_fewer_than_one_epoch(tmp_path, capsys, epochs):
 
 
 def test_bad_sources_are_clear_errors(tmp_path, capsys):
-    assert main(["export", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "x")]) == 1
     assert "neither a run folder" in capsys.readouterr().err
     bad = tmp_path / "genome.json"
     bad.write_text("{not json")
-    assert main(["train-final", str(bad), "--out", str(tmp_path / "y")]) == 2
+    assert main(["train-final", str(bad), "--out", str(tmp_path / "y")]) == 1
     assert "does not parse as JSON" in capsys.readouterr().err
     bad.write_text('{"input": -2, "output": 99, "layers": [[0, "CONV_9.Q"]], "connections": []}')
-    assert main(["export", str(bad), "--out", str(tmp_path / "z")]) == 2
+    assert main(["export", str(bad), "--out", str(tmp_path / "z")]) == 1
     assert "looks like a REMNet genome but does not decode" in capsys.readouterr().err
 
 
@@ -173,7 +173,7 @@ def test_train_final_records_the_width_it_trained(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
 def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
-    assert main(["train-final", "remnet", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert main(["train-final", "remnet", "--device", "cuda", "--out", str(tmp_path)]) == 1
     assert "no CUDA GPU is usable here" in capsys.readouterr().err
 
 
@@ -184,7 +184,7 @@ def test_damaged_run_stores_are_clear_errors(tmp_path, capsys):
     for command in (["train-final", str(run), "--out", str(tmp_path / "x")],
                     ["report", str(run)],
                     ["search", "--out", str(run), "--resume"]):
-        assert main(command) == 2
+        assert main(command) == 1
         assert "is not a readable run store" in capsys.readouterr().err
 
 

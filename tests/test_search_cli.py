@@ -250,5 +250,5 @@ def test_an_interrupted_search_says_how_to_resume(tmp_path, capsys, monkeypatch)
 
 
 def test_missing_files_are_errors_not_tracebacks(tmp_path, capsys):
-    assert main(["describe", str(tmp_path / "missing.json")]) == 2
+    assert main(["describe", str(tmp_path / "missing.json")]) == 1
     assert "missing.json" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import List, Optional
 import numpy as np
 
 from nord.analysis.curves import best_so_far, ecdf, incumbent_indices
+from nord.errors import NordError
 from nord.execution.store import EvaluationRecord, RunStore
 
 __all__ = ["write_report", "Report"]
@@ -69,7 +71,7 @@ class Report:
             lines += ["| metric | value |", "|---|---|"]
             lines += [f"| {k} | {_cell(v)} |" for k, v in best.metrics.items()]
             lines.append("")
-        lines += ["Architecture:", "", "```", self._describe(best.architecture), "```", ""]
+        lines += ["Architecture:", "", "```", self.describe_architecture(best.architecture), "```", ""]
         counts = self.statuses()
         ok = [r for r in self.records if r.status in ("ok", "cached")]
         logic = [(r.ask_seconds or 0) + (r.tell_seconds or 0) for r in self.records]
@@ -100,14 +102,18 @@ class Report:
                   "![fitness ECDF](fitness_ecdf.png)", ""]
         return "\n".join(lines)
 
-    def _describe(self, architecture) -> str:
+    def describe_architecture(self, architecture) -> str:
         """The space's own description of an architecture (table 6.1 names for
-        REMNet genomes, ...), or its stored JSON where the space cannot say."""
+        REMNet genomes, ...), or its stored JSON where the space cannot say (a
+        space no longer registered, or changed since the run: a warning says so)."""
+        from nord.design.spaces import get_space
         try:
-            from nord.design.spaces import get_space
             space = get_space(self.settings["space"], **self.meta.get("space_settings", {}))
             return space.describe(space.decode(architecture))
-        except Exception:  # an unknown or changed space: the stored form still reads
+        except (NordError, LookupError, TypeError, ValueError) as error:
+            logging.getLogger(__name__).warning(
+                "the %s space cannot describe a stored architecture (%s); showing its "
+                "stored form", self.settings.get("space"), error)
             return _pretty(architecture)
 
     def _training_time_row(self) -> str:

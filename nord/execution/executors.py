@@ -11,9 +11,11 @@ import abc
 from collections import deque
 from typing import Deque, List, Optional
 
+from nord.errors import SettingsError
 from nord.execution.tasks import Task, TaskResult, run_task
+from nord.registry import Registry
 
-__all__ = ["Executor", "SerialExecutor", "make_executor"]
+__all__ = ["Executor", "SerialExecutor", "make_executor", "register_executor", "EXECUTORS"]
 
 
 class Executor(abc.ABC):
@@ -56,7 +58,6 @@ class SerialExecutor(Executor):
     def __init__(self, objective, threads: Optional[int] = None) -> None:
         super().__init__(objective)
         if threads is not None and int(threads) < 1:
-            from nord.errors import SettingsError
             raise SettingsError(f"threads must be at least 1, got {threads}: pass --threads 1 "
                                 f"or more, or leave it out")
         self.threads = None if threads is None else int(threads)
@@ -84,9 +85,22 @@ class SerialExecutor(Executor):
         return len(self._queue)
 
 
+#: executor name -> factory ``(objective, workers, **options) -> Executor``
+EXECUTORS = Registry("executor", how_to_add="register one with "
+                     "nord.execution.executors.register_executor()")
+
+
+def register_executor(name: str, factory=None, *, summary: str = "", replace: bool = False):
+    """Register an executor factory (``factory(objective, workers, **options)``
+    returning an :class:`Executor`, or a ``"module:function"`` string) as
+    ``name``; without ``factory``, a decorator. ``make_executor`` checks
+    ``workers`` and ``threads`` before calling it."""
+    return EXECUTORS.register(name, factory, summary=summary, replace=replace)
+
+
 def make_executor(kind: str, objective, workers: Optional[int] = 1, **options) -> Executor:
-    """An executor by name: ``serial``, ``process`` (local pool) or ``ray``."""
-    from nord.errors import NordError, SettingsError
+    """An executor by name: ``serial``, ``process`` (local pool), ``ray``, or any
+    registered with :func:`register_executor`."""
     if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
         raise SettingsError(f"--workers must be at least 1 (evaluations at once), got "
                             f"{workers}: pass --workers 1 or more")
@@ -94,24 +108,38 @@ def make_executor(kind: str, objective, workers: Optional[int] = 1, **options) -
         raise SettingsError(f"--threads must be at least 1 (torch threads per evaluation), "
                             f"got {options['threads']}: pass --threads 1 or more, or leave it "
                             f"out to share the cores between the workers")
-    if kind in ("serial", "process"):
-        for option, flag in (("gpus", "--gpus"), ("address", "--ray-address")):
-            if options.pop(option, None):
-                raise SettingsError(f"{flag} applies to the Ray executor only: add --executor "
-                                    f"ray, or leave {flag} out (a process pool uses every "
-                                    f"visible GPU, its workers taking them in turn)")
-    if kind == "serial":
-        if workers is not None and workers != 1:
-            raise SettingsError(f"the serial executor runs one evaluation at a time; for "
-                                f"--workers {workers} choose --executor process or ray")
-        return SerialExecutor(objective, **options)
-    if kind == "process":
-        from nord.execution.process_pool import ProcessPoolExecutor
-        return ProcessPoolExecutor(objective, workers=workers, **options)
-    if kind == "ray":
-        from nord.execution.ray_executor import RayExecutor
-        if options.get("threads") is not None:  # a Ray task's torch uses its CPUs
-            options["cpus"] = float(options.pop("threads"))
-        options.pop("threads", None)
-        return RayExecutor(objective, workers=1 if workers is None else workers, **options)
-    raise NordError(f"unknown executor {kind!r}; available: serial, process, ray")
+    return EXECUTORS[kind](objective, workers, **options)
+
+
+def _refuse_ray_options(options: dict) -> None:
+    for option, flag in (("gpus", "--gpus"), ("address", "--ray-address")):
+        if options.pop(option, None):
+            raise SettingsError(f"{flag} applies to the Ray executor only: add --executor "
+                                f"ray, or leave {flag} out (a process pool uses every "
+                                f"visible GPU, its workers taking them in turn)")
+
+
+@register_executor("serial", summary="one evaluation at a time, in this process")
+def _serial(objective, workers: Optional[int] = 1, **options) -> Executor:
+    _refuse_ray_options(options)
+    if workers is not None and workers != 1:
+        raise SettingsError(f"the serial executor runs one evaluation at a time; for "
+                            f"--workers {workers} choose --executor process or ray")
+    return SerialExecutor(objective, **options)
+
+
+@register_executor("process", summary="a pool of local worker processes")
+def _process(objective, workers: Optional[int] = 1, **options) -> Executor:
+    from nord.execution.process_pool import ProcessPoolExecutor
+    _refuse_ray_options(options)
+    return ProcessPoolExecutor(objective, workers=workers, **options)
+
+
+@register_executor("ray", summary="Ray tasks on a local instance or a cluster "
+                   "(pip install 'nord[ray]')")
+def _ray(objective, workers: Optional[int] = 1, **options) -> Executor:
+    from nord.execution.ray_executor import RayExecutor
+    if options.get("threads") is not None:  # a Ray task's torch uses its CPUs
+        options["cpus"] = float(options.pop("threads"))
+    options.pop("threads", None)
+    return RayExecutor(objective, workers=1 if workers is None else workers, **options)

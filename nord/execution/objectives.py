@@ -13,10 +13,12 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
-from nord.errors import InvalidArgumentError, NordError, SettingsError
+from nord.errors import InvalidArgumentError, SettingsError
+from nord.registry import Registry
 
 __all__ = ["Outcome", "Objective", "NASBench201Objective", "NASBench101Objective",
-           "TrainingObjective", "EnvironmentObjective", "make_objective"]
+           "TrainingObjective", "EnvironmentObjective", "make_objective", "register_objective",
+           "OBJECTIVES"]
 
 
 @dataclass(frozen=True)
@@ -228,14 +230,26 @@ class EnvironmentObjective(TrainingObjective):
                                    "Environment; run it with the serial executor")
 
 
-_OBJECTIVES = {"nasbench201": NASBench201Objective, "nasbench101": NASBench101Objective,
-               "training": TrainingObjective}
+#: objective name -> objective class: one per benchmark table, and ``training``
+OBJECTIVES = Registry("objective", how_to_add="register one with "
+                      "nord.execution.objectives.register_objective()")
+
+
+def register_objective(name: str, objective_class=None, *, summary: str = "",
+                       replace: bool = False):
+    """Register an :class:`Objective` subclass (or a ``"module:Class"`` string) as
+    ``name``; without ``objective_class``, a class decorator."""
+    return OBJECTIVES.register(name, objective_class, summary=summary, replace=replace)
+
+
+register_objective("nasbench201", NASBench201Objective,
+                   summary="look NAS-Bench-201 cells up in the benchmark table")
+register_objective("nasbench101", NASBench101Objective,
+                   summary="look NAS-Bench-101 cells up in the benchmark table")
+register_objective("training", TrainingObjective,
+                   summary="train each candidate with LocalEvaluator")
 
 
 def make_objective(name: str, **settings) -> Objective:
-    """The objective registered as ``name`` (one per search space)."""
-    try:
-        cls = _OBJECTIVES[name]
-    except KeyError:
-        raise NordError(f"no objective for {name!r}; known: {sorted(_OBJECTIVES)}") from None
-    return cls(**settings)
+    """The objective registered as ``name``, built with ``settings``."""
+    return OBJECTIVES[name](**settings)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 from nord.design.strategies.base import Strategy, StrategyError
+from nord.errors import StrategySettingsError
 from nord.execution.executors import Executor, SerialExecutor
 from nord.execution.store import EvaluationRecord, RunStore, StoreError
 from nord.execution.tasks import FAILED_FITNESS, SETUP_ERRORS, Task, TaskResult, worker_name
@@ -78,7 +79,8 @@ class SearchRun:
                  executor: Optional[Executor] = None, cache: bool = True,
                  callbacks: Sequence[Callable[[ProgressEvent], None]] = ()) -> None:
         if int(budget) < 1:
-            raise StrategyError(f"budget must be at least 1 evaluation, got {budget}")
+            raise StrategySettingsError(f"budget must be at least 1 evaluation, got "
+                                        f"{budget}")
         self.strategy = strategy
         self.space = strategy.space
         self.objective = objective

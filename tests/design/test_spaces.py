@@ -8,7 +8,7 @@ import pytest
 
 from nord.design.spaces import get_space
 from nord.design.spaces.nasbench101 import NASBench101Space
-from nord.errors import NordError
+from nord.errors import NordError, UnknownNameError
 from nord.neural_nets.benchmarks.nasbench201 import arch_to_ops, descriptor_to_arch
 from nord.neural_nets.graph_hash import prune_nasbench101
 
@@ -104,7 +104,9 @@ def test_held_only_stays_inside_the_table():
 
 
 def test_unknown_space_and_mutation_are_named():
-    with pytest.raises(NordError, match="available: \\['deepneat', 'nasbench101', 'nasbench201', 'remnet'\\]"):
+    with pytest.raises(UnknownNameError, match="^unknown search space 'nasbench301' \\(did you "
+                       "mean 'nasbench201', 'nasbench101'\\?\\); available: nasbench201, "
+                       "nasbench101, remnet, deepneat; register one with "):
         get_space("nasbench301")
     with pytest.raises(NordError, match="unknown mutation"):
         NASBench101Space(mutation="flip")

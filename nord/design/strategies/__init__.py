@@ -1,24 +1,38 @@
-"""Search strategies (ask/tell): ``make_strategy(name, space, rng, **settings)``."""
+"""Search strategies (ask/tell): ``make_strategy(name, space, rng, **settings)``.
+
+Add a strategy with :func:`register_strategy` (a :class:`Strategy` subclass
+taking ``(space, rng=..., **settings)``, or a ``"module:Class"`` string);
+``nord search --strategy`` then accepts it and lists it in ``--help``.
+"""
 
 from __future__ import annotations
 
 from nord.design.strategies.base import Candidate, Strategy, StrategyError
-from nord.errors import NordError
+from nord.registry import Registry
 
-__all__ = ["Candidate", "Strategy", "StrategyError", "make_strategy", "STRATEGIES"]
+__all__ = ["Candidate", "Strategy", "StrategyError", "make_strategy", "register_strategy",
+           "STRATEGIES"]
 
-STRATEGIES = {
-    "random": "nord.design.strategies.random_search:RandomSearch",
-    "evolution": "nord.design.strategies.evolution:RegularizedEvolution",
-    "rl": "nord.design.strategies.reinforcement:DQNAgent",
-}
+#: strategy name -> strategy class (``"module:Class"`` entries import on first use)
+STRATEGIES = Registry("strategy", how_to_add="register one with "
+                      "nord.design.strategies.register_strategy()")
+
+
+def register_strategy(name: str, strategy_class=None, *, summary: str = "",
+                      replace: bool = False):
+    """Register a :class:`Strategy` subclass (or a ``"module:Class"`` string) as
+    ``name``; without ``strategy_class``, a class decorator."""
+    return STRATEGIES.register(name, strategy_class, summary=summary, replace=replace)
+
+
+register_strategy("evolution", "nord.design.strategies.evolution:RegularizedEvolution",
+                  summary="regularized (aging) evolution, listing 3.6")
+register_strategy("random", "nord.design.strategies.random_search:RandomSearch",
+                  summary="uniform random sampling of the space")
+register_strategy("rl", "nord.design.strategies.reinforcement:DQNAgent",
+                  summary="double DQN agent building cells (nasbench101 only)")
 
 
 def make_strategy(name: str, space, rng=None, **settings) -> Strategy:
     """The strategy registered as ``name`` over ``space``."""
-    import importlib
-    try:
-        module, cls = STRATEGIES[name].split(":")
-    except KeyError:
-        raise NordError(f"unknown strategy {name!r}; available: {sorted(STRATEGIES)}") from None
-    return getattr(importlib.import_module(module), cls)(space, rng=rng, **settings)
+    return STRATEGIES[name](space, rng=rng, **settings)

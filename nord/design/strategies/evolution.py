@@ -25,7 +25,8 @@ from typing import Any, Deque, Optional
 
 import numpy as np
 
-from nord.design.strategies.base import Strategy, StrategyError
+from nord.design.strategies.base import Strategy
+from nord.errors import StrategySettingsError
 
 __all__ = ["RegularizedEvolution", "Individual"]
 
@@ -52,12 +53,13 @@ class RegularizedEvolution(Strategy):
                  synchronous: bool = False, cycle_size: int = 1) -> None:
         super().__init__(space, rng)
         if int(population_size) < 1:
-            raise StrategyError(f"population_size must be at least 1, got {population_size}")
+            raise StrategySettingsError(f"population_size must be at least 1, got "
+                                        f"{population_size}")
         if not 1 <= int(sample_size) <= int(population_size):
-            raise StrategyError(f"sample_size must be between 1 and the population size "
-                                f"({population_size}), got {sample_size}")
+            raise StrategySettingsError(f"sample_size must be between 1 and the population size "
+                                        f"({population_size}), got {sample_size}")
         if int(cycle_size) < 1:
-            raise StrategyError(f"cycle_size must be at least 1, got {cycle_size}")
+            raise StrategySettingsError(f"cycle_size must be at least 1, got {cycle_size}")
         self.population_size = int(population_size)
         self.sample_size = int(sample_size)
         self.synchronous = bool(synchronous)
