@@ -88,7 +88,7 @@ def main(argv=None):
     scrambled = [scramble(d, rng) for d in held[:5000]]
 
     def first_sight(d):
-        nb101._memo.clear()  # as if this vertex order had never been seen
+        nb101.clear_cache()  # as if this vertex order had never been seen
         return nb101.descriptor_evaluate(d)
 
     fresh = rate(first_sight, scrambled)

@@ -134,8 +134,7 @@ class NASBench101Objective(Objective):
 
     def prepare(self) -> None:
         """Load the table, and fail now if it lacks the accuracy or epoch budget."""
-        self.evaluator._metric(self.acc)
-        self.evaluator._epoch(self.epochs)
+        self.evaluator.check_query(self.acc, self.epochs)
 
     def evaluate(self, descriptor) -> Outcome:
         value, training_time = self.evaluator.descriptor_evaluate(

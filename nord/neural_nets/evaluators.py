@@ -188,6 +188,11 @@ class LocalEvaluator:
             self._data[key] = config.data_load(percentage, **self.data_options)
         return self._data[key]
 
+    def share_data_with(self, other: "LocalEvaluator") -> None:
+        """Let ``other`` use the datasets this evaluator has loaded (and loads
+        from now on), instead of loading its own copies."""
+        other._data = self._data
+
     # ---------------------------------------------------------------- internals
     def _evaluate(self, net: nn.Module, epochs: int, config: DatasetConfig,
                   data_percentage: float) -> EvaluationResult:

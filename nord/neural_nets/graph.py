@@ -12,7 +12,8 @@ from typing import Dict, Iterable, List, Set
 
 from nord.errors import CycleError
 
-__all__ = ["successors", "predecessors", "active_nodes", "find_cycles", "topological_order"]
+__all__ = ["successors", "predecessors", "active_nodes", "find_cycles", "topological_order",
+           "strongly_connected_components"]
 
 
 def successors(descriptor) -> Dict[str, List[str]]:
@@ -58,7 +59,8 @@ def active_nodes(descriptor) -> List[str]:
     return [name for name in descriptor.layers if name in keep]
 
 
-def _strongly_connected(nodes: Iterable[str], adjacency: Dict[str, List[str]]) -> List[List[str]]:
+def strongly_connected_components(nodes: Iterable[str],
+                                  adjacency: Dict[str, List[str]]) -> List[List[str]]:
     """Tarjan's algorithm, iterative (no recursion limit on long chains)."""
     index: Dict[str, int] = {}
     low: Dict[str, int] = {}
@@ -116,7 +118,7 @@ def find_cycles(descriptor) -> List[List[str]]:
     adjacency = successors(descriptor)
     order = {name: i for i, name in enumerate(descriptor.layers)}
     cycles = []
-    for component in _strongly_connected(descriptor.layers, adjacency):
+    for component in strongly_connected_components(descriptor.layers, adjacency):
         members = set(component)
         start = min(component, key=order.__getitem__)
         if len(component) == 1 and start not in adjacency[start]:

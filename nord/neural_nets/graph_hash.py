@@ -33,7 +33,7 @@ import json
 from typing import Any, List, Sequence, Tuple
 
 from nord.errors import OutOfSearchSpaceError, SerializationError
-from nord.neural_nets.graph import _strongly_connected, active_nodes
+from nord.neural_nets.graph import strongly_connected_components, active_nodes
 
 __all__ = [
     "NASBENCH101_OPS",
@@ -131,7 +131,7 @@ def _above(colours: List[str], into: List[List[int]], components: List[List[int]
 
 def _components(n: int, succ: List[List[int]]):
     """``(components, component of each vertex, whether each is cyclic)``."""
-    components = _strongly_connected(range(n), succ)  # a component after its successors
+    components = strongly_connected_components(range(n), succ)  # a component after its successors
     component = [0] * n
     for k, members in enumerate(components):
         for v in members:

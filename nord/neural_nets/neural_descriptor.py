@@ -66,6 +66,19 @@ class NeuralDescriptor:
         self.last_layer: Optional[str] = None
         self._added = 0
 
+    @property
+    def next_auto_index(self) -> int:
+        """How many layers were ever added: the number an automatic layer name
+        (``<n>_Layer``) starts from. Kept in the JSON form so names stay unique."""
+        return self._added
+
+    @next_auto_index.setter
+    def next_auto_index(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgumentError(f"next_auto_index must be a whole number of 0 or "
+                                       f"more, got {value!r}")
+        self._added = value
+
     # ------------------------------------------------------------------ building
     def add_layer(self, layer: Any, params: Optional[dict] = None,
                   name: Optional[str] = None) -> str:

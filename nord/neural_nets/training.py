@@ -18,7 +18,8 @@ from nord.configurations.metrics import make_metrics
 from nord.data_curators.splits import TensorData
 from nord.errors import NonFiniteLossError, SettingsError
 
-__all__ = ["NonFiniteLossError", "TrainingSettings", "train", "score", "make_scheduler"]
+__all__ = ["NonFiniteLossError", "TrainingSettings", "train", "score", "make_scheduler",
+           "prepare_targets"]
 
 Batches = Union[TensorData, Iterable[Tuple[torch.Tensor, torch.Tensor]]]
 
@@ -46,7 +47,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: Optional[str], to
     raise SettingsError(f"lr_schedule must be None, 'cosine' or 'one_cycle', got {schedule!r}")
 
 
-def _prepare_targets(outputs: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:
+def prepare_targets(outputs: torch.Tensor, targets: torch.Tensor, regression: bool) -> torch.Tensor:
     return targets.reshape(outputs.shape).to(outputs.dtype) if regression else targets
 
 
@@ -129,7 +130,7 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
                 x = augmentation(x, generator)
             optimizer.zero_grad(set_to_none=True)
             outputs = net(x)
-            loss = criterion(outputs, _prepare_targets(outputs, y, regression))
+            loss = criterion(outputs, prepare_targets(outputs, y, regression))
             losses.add(loss.detach(), read=len(losses.pending) + 1 >= group)
             loss.backward()
             optimizer.step()
@@ -157,7 +158,7 @@ def score(net: nn.Module, data: Batches, criterion: nn.Module, metric_names,
     for x, y in source:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         outputs = net(x)
-        targets = _prepare_targets(outputs, y, regression)
+        targets = prepare_targets(outputs, y, regression)
         total += float(criterion(outputs, targets)) * len(y)
         count += len(y)
         for metric in metrics.values():

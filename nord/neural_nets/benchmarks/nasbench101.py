@@ -67,17 +67,17 @@ from nord.errors import (
     OutOfSearchSpaceError,
     SettingsError,
 )
-from nord.neural_nets.benchmarks.nasbench101_cells import (_OPS, INPUT, MAX_EDGES, MAX_VERTICES,
-                                                           OUTPUT, Matrix, _descriptor_key,
-                                                           _hash_of_key, _mask_to_matrix,
-                                                           _matrix_key, matrix_to_descriptor)
+from nord.neural_nets.benchmarks.nasbench101_cells import (OPS, INPUT, MAX_EDGES, MAX_VERTICES,
+                                                           OUTPUT, Matrix, descriptor_key,
+                                                           hash_of_key, mask_to_matrix,
+                                                           matrix_key, matrix_to_descriptor)
 from nord.neural_nets.benchmarks.nasbench101_records import (decode_model_metrics,
                                                              encode_model_metrics,
                                                              encode_nasbench_record,
                                                              write_nasbench_tfrecord)
 from nord.neural_nets.benchmarks.nasbench101_tables import (ACCURACIES, CSV_NAME, OFFICIAL_URL,
                                                             TFRECORD_NAMES, LoadedTable,
-                                                            PathLike, _is_tfrecord,
+                                                            PathLike, is_tfrecord,
                                                             find_nasbench101, load_csv,
                                                             load_tfrecord)
 
@@ -153,7 +153,7 @@ class NASBench_101Evaluator:
         self._sample_rng = np.random.default_rng(seed)
         start = time.perf_counter()
         self.path = find_nasbench101(path)
-        if _is_tfrecord(self.path):
+        if is_tfrecord(self.path):
             self.source = "tfrecord"
             table = load_tfrecord(self.path, verify)
         else:
@@ -202,7 +202,7 @@ class NASBench_101Evaluator:
         ``'input'`` and ``'output'`` (the cell's input and output layer types)
         are not in the list.
         """
-        return list(_OPS)
+        return list(OPS)
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -238,7 +238,7 @@ class NASBench_101Evaluator:
         """
         text, mask = self._descriptor_key(descriptor)
         ops = text.split(",")
-        return _mask_to_matrix(mask, len(ops)), ops
+        return mask_to_matrix(mask, len(ops)), ops
 
     @staticmethod
     def matrix_to_descriptor(matrix: Matrix, ops: Sequence[str]):
@@ -334,7 +334,7 @@ class NASBench_101Evaluator:
         if grids is None or e is None:
             self._epoch(epochs)
             self._metric(acc, "halfway" if stop_halfway else "final")
-        key = _descriptor_key(descriptor)
+        key = descriptor_key(descriptor)
         table_hash = self._table_keys.get(key)
         if table_hash is None:
             table_hash = self._hash(key)
@@ -388,6 +388,18 @@ class NASBench_101Evaluator:
         return {"module_adjacency": matrix, "module_operations": ops,
                 "trainable_parameters": int(self._params[row]), **pick}
 
+    def check_query(self, acc: str = "validation_accuracy", epochs: int = 108,
+                    stop_halfway: bool = False) -> None:
+        """Raise :class:`~nord.errors.MetricNotAvailableError` now if the loaded
+        table cannot answer queries for ``acc`` at ``epochs`` (the message says
+        which it holds)."""
+        self._metric(acc, "halfway" if stop_halfway else "final")
+        self._epoch(epochs)
+
+    def clear_cache(self) -> None:
+        """Forget the vertex orders seen so far (each descriptor is hashed afresh)."""
+        self._memo.clear()
+
     # ------------------------------------------------------------------ internals
     def _epoch(self, epochs) -> int:
         e = self._epoch_index.get(epochs)
@@ -436,7 +448,7 @@ class NASBench_101Evaluator:
         if found is None:
             found = self._memo.get(key)
             if found is None:
-                found = _hash_of_key(key)
+                found = hash_of_key(key)
                 if len(self._memo) >= _MEMO_LIMIT:
                     self._memo.clear()
                 self._memo[key] = found
@@ -457,11 +469,11 @@ class NASBench_101Evaluator:
 
     def _key(self, cell) -> Tuple[str, int]:
         if isinstance(cell, tuple) and len(cell) == 2:
-            return _matrix_key(*cell)
+            return matrix_key(*cell)
         if hasattr(cell, "layers") and hasattr(cell, "connections"):
             return self._descriptor_key(cell)
         raise InvalidArgumentError(f"expected a NeuralDescriptor, a (matrix, ops) pair or a hash, "
                                    f"got {type(cell).__name__}")
 
     def _descriptor_key(self, d) -> Tuple[str, int]:
-        return _descriptor_key(d)
+        return descriptor_key(d)

@@ -27,15 +27,17 @@ import numpy as np
 from nord.errors import OutOfSearchSpaceError
 from nord.neural_nets.graph_hash import NASBENCH101_OPS, wl_hash
 
-__all__ = ["INPUT", "OUTPUT", "MAX_VERTICES", "MAX_EDGES", "matrix_to_descriptor"]
+__all__ = ["INPUT", "OUTPUT", "MAX_VERTICES", "MAX_EDGES", "matrix_to_descriptor", "OPS",
+           "OP_LABEL", "hash_of_key", "lower_mask", "mask_to_matrix", "matrix_key",
+           "descriptor_key", "Matrix"]
 
 INPUT = "input"
 OUTPUT = "output"
 MAX_VERTICES = 7
 MAX_EDGES = 9
 
-_OPS = tuple(NASBENCH101_OPS)                      # official order (hash labels 0, 1, 2)
-_LABEL = {op: i for i, op in enumerate(_OPS)}
+OPS = tuple(NASBENCH101_OPS)                      # official order (hash labels 0, 1, 2)
+OP_LABEL = {op: i for i, op in enumerate(OPS)}
 
 Matrix = Any
 
@@ -60,12 +62,12 @@ def matrix_to_descriptor(matrix: Matrix, ops: Sequence[str]):
     return d
 
 
-def _hash_of_key(key: Tuple[str, int]) -> str:
+def hash_of_key(key: Tuple[str, int]) -> str:
     """NAS-Bench-101's hash of a cell key (computed, never looked up)."""
     ops_text, mask = key
     ops = ops_text.split(",")
     n = len(ops)
-    labels = [-1] + [_LABEL[op] for op in ops[1:-1]] + [-2]
+    labels = [-1] + [OP_LABEL[op] for op in ops[1:-1]] + [-2]
     top = n * n - 1
     edges = [(i, j) for i in range(n) for j in range(i + 1, n)
              if mask >> (top - i * n - j) & 1]
@@ -75,7 +77,7 @@ def _hash_of_key(key: Tuple[str, int]) -> str:
 _LOWER_MASKS: Dict[int, int] = {}
 
 
-def _lower_mask(n: int) -> int:
+def lower_mask(n: int) -> int:
     """Bits of the diagonal and below in a row-major ``n x n`` mask."""
     mask = _LOWER_MASKS.get(n)
     if mask is None:
@@ -88,7 +90,7 @@ def _lower_mask(n: int) -> int:
     return mask
 
 
-def _mask_to_matrix(mask: int, n: int) -> np.ndarray:
+def mask_to_matrix(mask: int, n: int) -> np.ndarray:
     bits = format(mask, f"0{n * n}b") if n else ""
     return (np.frombuffer(bits.encode("ascii"), dtype=np.uint8).reshape(n, n)
             - ord("0")).astype(int)
@@ -114,7 +116,7 @@ def _square(matrix: Matrix, ops: Sequence[str]) -> Tuple[List[List[int]], List[s
     return rows, ops
 
 
-def _matrix_key(matrix: Matrix, ops: Sequence[str]) -> Tuple[str, int]:
+def matrix_key(matrix: Matrix, ops: Sequence[str]) -> Tuple[str, int]:
     rows, ops = _square(matrix, ops)
     n = len(rows)
     if n < 2 or ops[0] != INPUT or ops[-1] != OUTPUT:
@@ -124,7 +126,7 @@ def _matrix_key(matrix: Matrix, ops: Sequence[str]) -> Tuple[str, int]:
     return _cell_key(ops, succ, 0, n - 1, [f"vertex {i}" for i in range(n)], [False] * n)
 
 
-def _descriptor_key(d) -> Tuple[str, int]:
+def descriptor_key(d) -> Tuple[str, int]:
     layers = d.layers
     names = list(layers)
     count = len(names)
@@ -266,12 +268,12 @@ def _cell_ops(ops: list, order: List[int], names: list, has_params: List[bool]) 
         if k == 0 or k == n - 1:
             cell_ops.append(INPUT if k == 0 else OUTPUT)
             continue
-        if not (isinstance(op, str) and op in _LABEL):
-            close = difflib.get_close_matches(op, _OPS, n=1) if isinstance(op, str) else []
+        if not (isinstance(op, str) and op in OP_LABEL):
+            close = difflib.get_close_matches(op, OPS, n=1) if isinstance(op, str) else []
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise OutOfSearchSpaceError(
                 f"layer {names[i]!r} has type {_label(op)!r}{hint}, which is not a "
-                f"NAS-Bench-101 op; available ops: {list(_OPS)} (plus 'input' and "
+                f"NAS-Bench-101 op; available ops: {list(OPS)} (plus 'input' and "
                 f"'output' for the cell's ends)")
         cell_ops.append(op)
     return cell_ops

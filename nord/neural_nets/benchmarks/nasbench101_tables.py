@@ -53,14 +53,15 @@ import numpy as np
 
 from nord.data_curators.download import cache_dir
 from nord.errors import DamagedDataError, DataNotFoundError, TableFormatError
-from nord.neural_nets.benchmarks.nasbench101_cells import INPUT, OUTPUT, _LABEL, _lower_mask
+from nord.neural_nets.benchmarks.nasbench101_cells import INPUT, OUTPUT, OP_LABEL, lower_mask
 from nord.neural_nets.benchmarks.nasbench101_records import decode_model_metrics
 from nord.neural_nets.benchmarks.tfrecord import (ProtobufError, TFRecordError,
                                                   TFRecordTruncatedError, iter_tfrecords,
                                                   masked_crc32c)
 
-__all__ = ["CSV_NAME", "TFRECORD_NAMES", "OFFICIAL_URL", "FULL_URL", "CSV_EPOCHS",
-           "ACCURACIES", "LoadedTable", "find_nasbench101", "load_csv", "load_tfrecord"]
+__all__ = ["CSV_NAME", "TFRECORD_NAMES", "OFFICIAL_URL", "FULL_URL", "CSV_EPOCHS", "ACCURACIES",
+           "LoadedTable", "find_nasbench101", "load_csv", "load_tfrecord", "is_tfrecord",
+           "PathLike"]
 
 CSV_NAME = "nb101_30k_subset.csv.gz"
 TFRECORD_NAMES = ("nasbench_only108.tfrecord", "nasbench_full.tfrecord")
@@ -163,7 +164,7 @@ def _is_gzip(path: Path) -> bool:
         return handle.read(2) == b"\x1f\x8b"
 
 
-def _is_tfrecord(path: Path) -> bool:
+def is_tfrecord(path: Path) -> bool:
     name = path.name.lower()
     if name.endswith((".tfrecord", ".tfrecords")):
         return True
@@ -183,7 +184,7 @@ def _check_ops_text(text: str, n: int) -> None:
         raise TableFormatError(f"{len(ops)} ops for {n} vertices")
     if n < 2 or ops[0] != INPUT or ops[-1] != OUTPUT:
         raise TableFormatError(f"ops must start with 'input' and end with 'output': {text!r}")
-    unknown = [op for op in ops[1:-1] if op not in _LABEL]
+    unknown = [op for op in ops[1:-1] if op not in OP_LABEL]
     if unknown:
         raise TableFormatError(f"unknown op(s) {unknown}")
 
@@ -292,7 +293,7 @@ def _read_csv(path: Path):
                         raise TableFormatError(f"num_edges is {row[i_e]} but the matrix "
                                                f"has {flat.count('1')} edges")
                     mask = int(flat, 2)
-                    if mask & _lower_mask(n):
+                    if mask & lower_mask(n):
                         raise TableFormatError(f"matrix {flat!r} is not strictly upper "
                                                f"triangular")
                     for target, i in float_cols:
@@ -470,7 +471,7 @@ def _checked_mask(flat: str, ops: str, valid_ops: Dict[str, int]) -> int:
     if n * n != len(flat) or flat.strip("01"):
         raise TableFormatError(f"adjacency {flat!r} is not a square 0/1 matrix")
     mask = int(flat, 2)
-    if mask & _lower_mask(n):
+    if mask & lower_mask(n):
         raise TableFormatError(f"adjacency {flat!r} is not strictly upper triangular")
     if valid_ops.get(ops) != n:
         _check_ops_text(ops, n)

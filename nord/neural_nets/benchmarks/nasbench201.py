@@ -41,17 +41,17 @@ from nord.errors import (
     NotInTableError,
     SettingsError,
 )
-from nord.neural_nets.benchmarks.nasbench201_cells import (OPS, _arch_code, _tables,
+from nord.neural_nets.benchmarks.nasbench201_cells import (OPS, arch_code, cell_tables,
                                                            arch_to_ops, isomorphism_key,
                                                            ops_to_arch)
-from nord.neural_nets.benchmarks.nasbench201_descriptors import (_descriptor_code,
+from nord.neural_nets.benchmarks.nasbench201_descriptors import (descriptor_code,
                                                                  arch_to_descriptor,
                                                                  descriptor_to_arch)
 from nord.neural_nets.benchmarks.nasbench201_tables import (DATASETS, EPOCHS, NATS_METRICS,
                                                             TABLE_COLUMNS, TABLE_FILENAME,
-                                                            _dataset_name, _epochs,
-                                                            _find_table, _open_nats_bench,
-                                                            _Table, default_table_paths)
+                                                            canonical_dataset, checked_epochs,
+                                                            find_table, open_nats_bench,
+                                                            CsvTable, default_table_paths)
 
 __all__ = [
     "NATSBench_Evaluator",
@@ -94,13 +94,13 @@ class NATSBench_Evaluator:
                  epochs: int = 200, backend: str = "table", *, fast_mode: Optional[bool] = None,
                  verbose: bool = False, seed: int = 0):
         if backend == "table":
-            self._backend = _Table(_find_table(path))
+            self._backend = CsvTable(find_table(path))
         elif backend == "nats_bench":
-            self._backend = _open_nats_bench(path, fast_mode, verbose)
+            self._backend = open_nats_bench(path, fast_mode, verbose)
         else:
             raise SettingsError(f"backend must be 'table' or 'nats_bench', got {backend!r}")
-        self.dataset = _dataset_name(dataset)
-        self.epochs = _epochs(epochs)
+        self.dataset = canonical_dataset(dataset)
+        self.epochs = checked_epochs(epochs)
         self.queries = 0
         self._sample_rng = None  # made on first use of sample() without a generator
         self._seed = int(seed)
@@ -147,7 +147,7 @@ class NATSBench_Evaluator:
         if isinstance(descriptor, str):
             raise InvalidArgumentError("descriptor_evaluate takes a NeuralDescriptor; look cell "
                                        "strings up with evaluate_string()")
-        row = self._backend.row_of_code[_descriptor_code(descriptor)]
+        row = self._backend.row_of_code[descriptor_code(descriptor)]
         if row < 0:
             raise self._not_in_table(descriptor_to_arch(descriptor))
         values = fetch(row)
@@ -158,7 +158,7 @@ class NATSBench_Evaluator:
                         dataset: Optional[str] = None, epochs: Optional[int] = None):
         """Like :meth:`descriptor_evaluate`, for a cell string."""
         fetch, single = self._fetcher(metrics, dataset, epochs)
-        row = self._backend.row_of_code[_arch_code(arch)]
+        row = self._backend.row_of_code[arch_code(arch)]
         if row < 0:
             raise self._not_in_table(arch)
         values = fetch(row)
@@ -184,10 +184,10 @@ class NATSBench_Evaluator:
     # ---------------------------------------------------------------- conversions
     def index_of(self, cell) -> int:
         """The official index of a descriptor or cell string."""
-        code = _arch_code(cell) if isinstance(cell, str) else _descriptor_code(cell)
+        code = arch_code(cell) if isinstance(cell, str) else descriptor_code(cell)
         row = self._backend.row_of_code[code]
         if row < 0:
-            raise self._not_in_table(_tables()[0][code])
+            raise self._not_in_table(cell_tables()[0][code])
         return self._backend.indices[row]
 
     def arch_str(self, index: int) -> str:
@@ -247,10 +247,10 @@ class NATSBench_Evaluator:
         every cell, which takes a while.
         """
         fetch, _ = self._fetcher(metric, dataset, epochs)
-        if isinstance(self._backend, _Table):
+        if isinstance(self._backend, CsvTable):
             column = self._backend.columns[
-                self._backend.available[(metric, _dataset_name(dataset or self.dataset),
-                                         _epochs(epochs or self.epochs))]]
+                self._backend.available[(metric, canonical_dataset(dataset or self.dataset),
+                                         checked_epochs(epochs or self.epochs))]]
             values = column
         else:
             values = [fetch(row)[0] for row in range(len(self))]
@@ -315,8 +315,8 @@ class NATSBench_Evaluator:
         for name in names:
             if not isinstance(name, str):
                 raise InvalidArgumentError(f"metric names are strings, got {name!r}")
-        resolved = (self._backend.fetcher(names, _dataset_name(dataset or self.dataset),
-                                          _epochs(epochs or self.epochs)), single)
+        resolved = (self._backend.fetcher(names, canonical_dataset(dataset or self.dataset),
+                                          checked_epochs(epochs or self.epochs)), single)
         self._fetchers[key] = resolved
         return resolved
 

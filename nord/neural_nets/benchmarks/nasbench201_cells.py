@@ -29,17 +29,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from nord.errors import InvalidArgumentError, OutOfSearchSpaceError, UnknownOpError
 
-__all__ = ["OPS", "arch_to_ops", "ops_to_arch", "isomorphism_key"]
+__all__ = ["OPS", "arch_to_ops", "ops_to_arch", "isomorphism_key", "OP_INDEX", "EDGES", "N_CELLS",
+           "cell_tables", "code_of_digits", "digits_of_code", "arch_code", "parse_arch"]
 
 #: The edge ops, in the official order (``get_available_ops()``).
 OPS: Tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
                         "avg_pool_3x3")
 
-_OP_INDEX = {op: i for i, op in enumerate(OPS)}
+OP_INDEX = {op: i for i, op in enumerate(OPS)}
 #: Edges in string order: (to, from) = (i, j).
-_EDGES: Tuple[Tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-_N_CELLS = len(OPS) ** len(_EDGES)
-_WEIGHTS = tuple(len(OPS) ** (len(_EDGES) - 1 - p) for p in range(len(_EDGES)))
+EDGES: Tuple[Tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+N_CELLS = len(OPS) ** len(EDGES)
+_WEIGHTS = tuple(len(OPS) ** (len(EDGES) - 1 - p) for p in range(len(EDGES)))
 
 
 def _pos(j: int, i: int) -> int:
@@ -52,12 +53,12 @@ _STRINGS: Optional[List[str]] = None
 _CODE_OF: Optional[Dict[str, int]] = None
 
 
-def _tables() -> Tuple[List[str], Dict[str, int]]:
+def cell_tables() -> Tuple[List[str], Dict[str, int]]:
     """All 15,625 official strings by cell code, and string → code (built once)."""
     global _STRINGS, _CODE_OF
     if _STRINGS is None:
         strings = [_format(digits) for digits in itertools.product(range(len(OPS)),
-                                                                   repeat=len(_EDGES))]
+                                                                   repeat=len(EDGES))]
         _CODE_OF = {s: c for c, s in enumerate(strings)}
         _STRINGS = strings
     return _STRINGS, _CODE_OF
@@ -68,23 +69,23 @@ def _format(digits: Sequence[int]) -> str:
     return (f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|")
 
 
-def _code(digits: Sequence[int]) -> int:
+def code_of_digits(digits: Sequence[int]) -> int:
     return sum(d * w for d, w in zip(digits, _WEIGHTS))
 
 
-def _digits(code: int) -> Tuple[int, ...]:
+def digits_of_code(code: int) -> Tuple[int, ...]:
     return tuple((code // w) % len(OPS) for w in _WEIGHTS)
 
 
-def _arch_code(arch: str) -> int:
+def arch_code(arch: str) -> int:
     """Cell code of an arch string (any edge order inside a state is accepted)."""
-    code = _tables()[1].get(arch) if isinstance(arch, str) else None
+    code = cell_tables()[1].get(arch) if isinstance(arch, str) else None
     if code is None:
-        code = _code(_parse_slow(arch))
+        code = code_of_digits(parse_arch(arch))
     return code
 
 
-def _parse_slow(arch: Any) -> Tuple[int, ...]:
+def parse_arch(arch: Any) -> Tuple[int, ...]:
     """Digits of an arch string, with a precise error for a malformed one."""
     example = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
     if not isinstance(arch, str):
@@ -95,7 +96,7 @@ def _parse_slow(arch: Any) -> Tuple[int, ...]:
         raise OutOfSearchSpaceError(
             f"{arch!r} is not a NAS-Bench-201 cell string: it needs 3 '+'-separated "
             f"groups (states 1, 2, 3), like {example!r}, got {len(groups)}")
-    digits = [None] * len(_EDGES)
+    digits = [None] * len(EDGES)
     for i, group in enumerate(groups, start=1):
         if not (group.startswith("|") and group.endswith("|")) or len(group) < 2:
             raise OutOfSearchSpaceError(
@@ -108,7 +109,7 @@ def _parse_slow(arch: Any) -> Tuple[int, ...]:
                 raise OutOfSearchSpaceError(
                     f"{arch!r}: {item!r} in group {i} is not 'op~<input state>'")
             j = int(source)
-            if op not in _OP_INDEX:
+            if op not in OP_INDEX:
                 raise UnknownOpError(
                     f"{arch!r}: op {op!r} is not a NAS-Bench-201 op; the available ops "
                     f"are {list(OPS)}")
@@ -121,7 +122,7 @@ def _parse_slow(arch: Any) -> Tuple[int, ...]:
                     f"{arch!r}: state {i} lists input state {j} twice; NAS-Bench-201 "
                     f"has one op per edge")
             seen.add(j)
-            digits[_pos(j, i)] = _OP_INDEX[op]
+            digits[_pos(j, i)] = OP_INDEX[op]
         if len(seen) != i:
             missing = sorted(set(range(i)) - seen)
             raise OutOfSearchSpaceError(
@@ -135,20 +136,20 @@ def arch_to_ops(arch: str) -> Tuple[str, ...]:
 
     The order is that of the edges 0→1, 0→2, 1→2, 0→3, 1→3, 2→3.
     """
-    return tuple(OPS[d] for d in _digits(_arch_code(arch)))
+    return tuple(OPS[d] for d in digits_of_code(arch_code(arch)))
 
 
 def ops_to_arch(ops: Sequence[str]) -> str:
     """The official string of six ops given in string order (see :func:`arch_to_ops`)."""
     ops = list(ops)
-    if len(ops) != len(_EDGES):
-        raise OutOfSearchSpaceError(f"a NAS-Bench-201 cell has {len(_EDGES)} edges, "
+    if len(ops) != len(EDGES):
+        raise OutOfSearchSpaceError(f"a NAS-Bench-201 cell has {len(EDGES)} edges, "
                                     f"got {len(ops)} ops")
     for op in ops:
-        if op not in _OP_INDEX:
+        if op not in OP_INDEX:
             raise UnknownOpError(f"op {op!r} is not a NAS-Bench-201 op; the available "
                                  f"ops are {list(OPS)}")
-    return _format([_OP_INDEX[op] for op in ops])
+    return _format([OP_INDEX[op] for op in ops])
 
 
 def isomorphism_key(arch: str) -> str:
@@ -162,7 +163,7 @@ def isomorphism_key(arch: str) -> str:
     merge every isomorphic pair (e.g. swapped intermediate states); over the
     15,625 cells it yields the benchmark's 6,466 classes.
     """
-    digits = _digits(_arch_code(arch))
+    digits = digits_of_code(arch_code(arch))
     terms = ["0"]
     for i in (1, 2, 3):
         parts = []

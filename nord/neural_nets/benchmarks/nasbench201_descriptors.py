@@ -48,10 +48,11 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from nord.errors import CycleError, OutOfSearchSpaceError, UnknownOpError
-from nord.neural_nets.benchmarks.nasbench201_cells import (_EDGES, _OP_INDEX, OPS, _arch_code,
-                                                           _code, _digits, _tables)
+from nord.neural_nets.benchmarks.nasbench201_cells import (EDGES, OP_INDEX, OPS, arch_code,
+                                                           cell_tables, code_of_digits,
+                                                           digits_of_code)
 
-__all__ = ["IN_LAYER", "OUT_LAYER", "arch_to_descriptor", "descriptor_to_arch"]
+__all__ = ["IN_LAYER", "OUT_LAYER", "arch_to_descriptor", "descriptor_to_arch", "descriptor_code"]
 
 IN_LAYER = "IN"
 OUT_LAYER = "OUT"
@@ -68,11 +69,11 @@ def arch_to_descriptor(arch: str, none_nodes: bool = True):
     """
     from nord.neural_nets.neural_descriptor import NeuralDescriptor
 
-    digits = _digits(_arch_code(arch))
+    digits = digits_of_code(arch_code(arch))
     d = NeuralDescriptor()
     d.add_layer(IN_LAYER, None, IN_LAYER)
     names: Dict[Tuple[int, int], str] = {}
-    for (i, j), digit in zip(_EDGES, digits):
+    for (i, j), digit in zip(EDGES, digits):
         if digit or none_nodes:
             names[(j, i)] = d.add_layer(OPS[digit], None, f"edge_{j}_{i}")
     d.add_layer(OUT_LAYER, None, OUT_LAYER)
@@ -90,10 +91,10 @@ def arch_to_descriptor(arch: str, none_nodes: bool = True):
 
 def descriptor_to_arch(descriptor) -> str:
     """The official string of the cell a descriptor describes (rules in the module docs)."""
-    return _tables()[0][_descriptor_code(descriptor)]
+    return cell_tables()[0][descriptor_code(descriptor)]
 
 
-def _descriptor_code(descriptor) -> int:
+def descriptor_code(descriptor) -> int:
     """Cell code of a descriptor; the hot path of :meth:`descriptor_evaluate`."""
     op_of, src, sink = _layer_roles(descriptor)
     active = _active_predecessors(descriptor.layers, descriptor.connections, src, sink)
@@ -122,8 +123,8 @@ def _descriptor_code(descriptor) -> int:
             first = _fill(descriptor, in_key, owner, state, op_of)
             state[a], state[b] = 2, 1
             second = _fill(descriptor, in_key, owner, state, op_of)
-            return min(_code(first), _code(second))
-    return _code(_fill(descriptor, in_key, owner, state, op_of))
+            return min(code_of_digits(first), code_of_digits(second))
+    return code_of_digits(_fill(descriptor, in_key, owner, state, op_of))
 
 
 def _layer_roles(descriptor) -> Tuple[Dict[str, int], str, str]:
@@ -134,7 +135,7 @@ def _layer_roles(descriptor) -> Tuple[Dict[str, int], str, str]:
     for name, spec in layers.items():
         layer = spec[0]
         if layer.__class__ is str:
-            idx = _OP_INDEX.get(layer)
+            idx = OP_INDEX.get(layer)
             if idx is not None:
                 op_of[name] = idx
                 continue
@@ -225,7 +226,7 @@ def _states(descriptor, preds, act, src: str, sink: str):
 
 
 def _fill(descriptor, in_key, owner, state, op_of) -> List[int]:
-    digits = [0] * len(_EDGES)
+    digits = [0] * len(EDGES)
     taken: Dict[int, str] = {}
     for o, key in in_key.items():
         j = state[key]

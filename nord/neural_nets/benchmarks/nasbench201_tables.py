@@ -60,11 +60,12 @@ from nord.data_curators.download import cache_dir
 from nord.errors import (DamagedDataError, DataNotFoundError, MetricNotAvailableError,
                          MissingDependencyError, OutOfSearchSpaceError, UnknownDatasetError,
                          UnknownOpError)
-from nord.neural_nets.benchmarks.nasbench201_cells import (_N_CELLS, _arch_code, _code,
-                                                           _parse_slow, _tables)
+from nord.neural_nets.benchmarks.nasbench201_cells import (N_CELLS, arch_code, code_of_digits,
+                                                           parse_arch, cell_tables)
 
 __all__ = ["DATASETS", "EPOCHS", "TABLE_COLUMNS", "NATS_METRICS", "TABLE_FILENAME",
-           "default_table_paths"]
+           "default_table_paths", "find_table", "CsvTable", "canonical_dataset", "checked_epochs",
+           "open_nats_bench"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def default_table_paths() -> List[Path]:
     return paths
 
 
-def _find_table(path: Optional[os.PathLike]) -> Path:
+def find_table(path: Optional[os.PathLike]) -> Path:
     if path is not None:
         given = Path(path).expanduser()
         candidates = ([given / TABLE_FILENAME, given / TABLE_SUBDIR / TABLE_FILENAME]
@@ -145,7 +146,7 @@ def _find_table(path: Optional[os.PathLike]) -> Path:
 
 
 # ------------------------------------------------------------------ backends
-class _Table:
+class CsvTable:
     """The CSV backend: rows in file order, metric columns as lists of floats."""
 
     name = "table"
@@ -238,7 +239,7 @@ def _read_header(reader, path: Path) -> List[str]:
 
 def _read_rows(reader, header: List[str], path: Path):
     """``(indices, archs, row_of_index, row_of_code, columns)`` of the table's rows."""
-    strings, code_of = _tables()
+    strings, code_of = cell_tables()
     known = set(TABLE_COLUMNS.values())
     at = {h: k for k, h in enumerate(header)}
     i_index, i_arch = at["index"], at["arch_str"]
@@ -248,7 +249,7 @@ def _read_rows(reader, header: List[str], path: Path):
     indices: List[int] = []
     archs: List[str] = []
     row_of_index: Dict[int, int] = {}
-    row_of_code = [-1] * _N_CELLS
+    row_of_code = [-1] * N_CELLS
     line_of_row: List[int] = []
     try:
         for fields in reader:
@@ -308,7 +309,7 @@ def _ends_mid_line(path: Path) -> bool:
 
 
 def _cut_message(path: Path, line: int, fields: int, width: int, rows: int) -> str:
-    known = (f" of the {_N_CELLS:,} cells ({_N_CELLS - rows:,} missing)"
+    known = (f" of the {N_CELLS:,} cells ({N_CELLS - rows:,} missing)"
              if path.name == TABLE_FILENAME else "")
     return (f"{path}, line {line}: the file ends inside a row ({fields} of {width} fields), "
             f"so it is cut short after {rows:,} complete row{'s' * (rows != 1)}{known}; "
@@ -318,16 +319,16 @@ def _cut_message(path: Path, line: int, fields: int, width: int, rows: int) -> s
 
 def _check_row_count(path: Path, rows: int) -> int:
     """Cells missing from the table; raises if the official file (by name) lacks any."""
-    missing = _N_CELLS - rows
+    missing = N_CELLS - rows
     if missing and path.name == TABLE_FILENAME:
         raise DamagedDataError(
             f"{path} holds {rows:,} row{'s' * (rows != 1)} but the NAS-Bench-201 table has "
-            f"{_N_CELLS:,} cells "
+            f"{N_CELLS:,} cells "
             f"({missing:,} missing): the file is cut short; re-download it from "
             f"{OFFICIAL_SOURCE}, or give a deliberate subset another file name")
     if missing:
         logger.warning("%s holds %d of the %d NAS-Bench-201 cells (%d missing); looking up "
-                       "any other cell raises NotInTableError", path, rows, _N_CELLS, missing)
+                       "any other cell raises NotInTableError", path, rows, N_CELLS, missing)
     return missing
 
 
@@ -347,7 +348,7 @@ def _row_index(text: str, path: Path, line: int) -> int:
 def _row_arch_code(arch: str, path: Path, line: int) -> int:
     """Cell code of a row's ``arch_str`` that is not in the official form."""
     try:
-        return _code(_parse_slow(arch))
+        return code_of_digits(parse_arch(arch))
     except (OutOfSearchSpaceError, UnknownOpError, TypeError) as error:
         raise DataNotFoundError(f"{path}, line {line}: bad arch_str: {error}") from None
 
@@ -363,14 +364,14 @@ class _NatsBench:
         archs = getattr(api, "meta_archs", None)
         if archs is None:
             archs = [api.arch(i) for i in range(len(api))]
-        strings, code_of = _tables()
+        strings, code_of = cell_tables()
         self.archs = list(archs)
         self.indices = list(range(len(self.archs)))
         self.row_of_index = {i: i for i in self.indices}
-        self.row_of_code = [-1] * _N_CELLS
+        self.row_of_code = [-1] * N_CELLS
         for row, arch in enumerate(self.archs):
-            self.row_of_code[_arch_code(arch)] = row
-        self.archs = [strings[_arch_code(a)] for a in self.archs]
+            self.row_of_code[arch_code(arch)] = row
+        self.archs = [strings[arch_code(a)] for a in self.archs]
 
     def fetcher(self, metrics: Tuple[str, ...], dataset: str, epochs: int
                 ) -> Callable[[int], List[float]]:
@@ -422,7 +423,7 @@ class _NatsBench:
         return f"{list(NATS_METRICS)} for datasets {list(DATASETS)} at epochs {list(EPOCHS)}"
 
 
-def _dataset_name(dataset: str) -> str:
+def canonical_dataset(dataset: str) -> str:
     if isinstance(dataset, str):
         wanted = dataset.strip().lower().replace("_", "-")
         for name in DATASETS:
@@ -434,7 +435,7 @@ def _dataset_name(dataset: str) -> str:
                               f"{list(DATASETS)}")
 
 
-def _epochs(epochs) -> int:
+def checked_epochs(epochs) -> int:
     try:
         value = int(epochs)
     except (TypeError, ValueError):
@@ -446,7 +447,7 @@ def _epochs(epochs) -> int:
     return value
 
 
-def _open_nats_bench(path, fast_mode: Optional[bool], verbose: bool) -> _NatsBench:
+def open_nats_bench(path, fast_mode: Optional[bool], verbose: bool) -> _NatsBench:
     try:
         from nats_bench import create
     except ImportError as error:

@@ -50,8 +50,8 @@ from nord.data_curators.splits import TensorData
 from nord.errors import EvaluationError
 from nord.neural_nets.distributed.collectives import RankGroup
 from nord.neural_nets.evaluators import EvaluationResult, LocalEvaluator
-from nord.neural_nets.training import (NonFiniteLossError, TrainingSettings, _prepare_targets,
-                                       make_scheduler, score)
+from nord.neural_nets.training import (NonFiniteLossError, TrainingSettings, make_scheduler,
+                                       prepare_targets, score)
 
 __all__ = ["DistributedEvaluator", "MODES", "shard_indices", "shard_batches",
            "global_batch_sizes", "rank_seed", "rank_device"]
@@ -170,7 +170,7 @@ class DistributedEvaluator(LocalEvaluator):
         """An evaluator with other ``settings`` and this one's group, device, datasets and data."""
         evaluator = DistributedEvaluator(**settings, group=self.group, device=self.device,
                                          configs=self.configs, data_options=self.data_options)
-        evaluator._data = self._data
+        self.share_data_with(evaluator)
         return evaluator
 
     # ---------------------------------------------------------------- public API
@@ -307,7 +307,7 @@ def _forward_backward(job: _Job, index: torch.Tensor, epoch: int,
         x = job.augmentation(x, job.generator)
     job.optimizer.zero_grad(set_to_none=True)
     outputs = job.net(x)
-    loss = job.criterion(outputs, _prepare_targets(outputs, y, job.regression))
+    loss = job.criterion(outputs, prepare_targets(outputs, y, job.regression))
     value = loss.item()
     if not math.isfinite(value):
         return value, f"training loss became {value} at epoch {epoch + 1}, batch {batch + 1}"
