@@ -1,16 +1,15 @@
-"""Executors: a local process pool (with a worker killed mid-run) and Ray."""
+"""Executors: serial, and a local process pool (with a worker killed mid-run);
+the Ray executor's tests are in test_ray_executor.py."""
 
 import os
 import signal
-import sys
 import threading
 import time
-import types
 
 import pytest
 
 from nord.design.strategies.evolution import RegularizedEvolution
-from nord.errors import MissingDependencyError, NordError, SettingsError
+from nord.errors import NordError, SettingsError
 from nord.execution.executors import SerialExecutor, make_executor
 from nord.execution.process_pool import ProcessPoolExecutor, threads_per_worker, worker_gpu
 from nord.execution.run_loop import SearchRun
@@ -187,89 +186,6 @@ def test_serial_results_record_one_attempt_and_cached_ones_none(tmp_path):
     SearchRun(strategy, ToyObjective(), store, 30, cache=True).run()
     attempts = {(r.status == "cached", r.attempts) for r in store.records()}
     assert attempts == {(False, 1), (True, 0)}
-
-
-class FakeRay(types.ModuleType):
-    """Just enough of Ray to run tasks in this process; ``crashes[id]``: how many times
-    the worker evaluating task ``id`` dies before one finishes it."""
-
-    def __init__(self, crashes):
-        super().__init__("ray")
-        self.crashes, self.options = dict(crashes), {}
-        self.exceptions = types.SimpleNamespace(
-            RayTaskError=type("RayTaskError", (Exception,), {}),
-            WorkerCrashedError=type("WorkerCrashedError", (Exception,), {}),
-            NodeDiedError=type("NodeDiedError", (Exception,), {}))
-
-    def is_initialized(self):
-        return True
-
-    def put(self, value):
-        return value
-
-    def remote(self, function):
-        fake = self
-
-        class Remote:
-            def options(self, **options):
-                fake.options = options
-                return self
-
-            def remote(self, *args):
-                return lambda: fake._run(function, *args)
-        return Remote()
-
-    def _run(self, function, objective, task, threads):
-        if self.crashes.get(task.id, 0) > 0:
-            self.crashes[task.id] -= 1
-            raise self.exceptions.WorkerCrashedError("the worker died")
-        return function(objective, task, threads)
-
-    def wait(self, refs, num_returns=1, timeout=None):
-        return refs[:num_returns], refs[num_returns:]
-
-    def get(self, ref):
-        return ref()
-
-    def cancel(self, ref, force=False):
-        pass
-
-
-def test_ray_counts_each_attempt_after_a_worker_died(monkeypatch):
-    import torch
-    from nord.execution.tasks import Task
-    fake = FakeRay(crashes={1: 1, 2: 5})
-    monkeypatch.setitem(sys.modules, "ray", fake)
-    threads = torch.get_num_threads()
-    try:
-        executor = make_executor("ray", ToyObjective(), workers=3, max_retries=2)
-        for i in range(3):
-            executor.submit(Task(i, ToySpace().to_descriptor(70 + i)))
-        results = []
-        while executor.in_flight:
-            results += executor.collect()
-    finally:
-        torch.set_num_threads(threads)
-    assert fake.options["max_retries"] == 0  # retried by the executor, which counts them
-    assert sorted((r.id, r.status, r.fitness, r.attempts) for r in results) == [
-        (0, "ok", 0.0, 1), (1, "ok", -1.0, 2), (2, "failed", 0.0, 3)]
-    assert "died 3 times" in [r.error for r in results if r.id == 2][0]
-    assert executor.resubmitted == [1, 2, 2]
-
-
-def test_ray_missing_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(MissingDependencyError, match="pip install 'nord\\[ray\\]'"):
-        make_executor("ray", ToyObjective(), workers=2)
-
-
-@pytest.mark.slow
-def test_ray_executor_runs_a_search(tmp_path):
-    pytest.importorskip("ray")
-    executor = make_executor("ray", ToyObjective(delay=0.01), workers=2,
-                             init_options={"num_cpus": 2})
-    summary, store = run(tmp_path, "ray", executor, budget=20, workers=2)
-    check_each_evaluation_once(store, 20)
 
 
 @pytest.mark.slow
