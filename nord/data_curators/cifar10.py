@@ -6,8 +6,9 @@ Two on-disk formats are read:
   and ``test_batch``). That format is Python pickles, and unpickling can run code,
   so **only load pickle files you trust** (the official tarball, checked against
   :data:`CIFAR10_SHA256` when NORD downloads it). As a second line of defence the
-  batches are read with an unpickler that only rebuilds numpy arrays, lists,
-  dicts, numbers and strings and refuses anything else.
+  batches are read with NORD's restricted unpickler (:mod:`nord.safe_pickle`,
+  :data:`~nord.safe_pickle.NUMPY_ARRAYS`), which only rebuilds numpy arrays,
+  lists, dicts, numbers and strings and refuses anything else.
 * class-folder image trees ``<root>/{train,test}/<class>/*.{png,jpg,jpeg}`` with
   the ten official class names (sorted alphabetically they are the official label
   order). Images are decoded once with Pillow and the arrays are cached as
@@ -29,12 +30,8 @@ tarball is downloaded and extracted when downloads are allowed
 
 from __future__ import annotations
 
-import codecs
-import importlib
-import io
 import logging
 import os
-import pickle
 import tarfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -42,6 +39,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from nord import safe_pickle
 from nord.data_curators.download import (cache_dir, downloads_allowed, fetch,
                                          safe_extract_tar, sha256_of)
 from nord.data_curators.fashion_mnist import sniff_format
@@ -77,28 +75,6 @@ _PIXELS = 3 * _SIDE * _SIDE
 
 # --- the official pickled batches -------------------------------------------------
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that rebuilds numpy arrays and builtins, and nothing else."""
-
-    _NUMPY_INTERNALS = {("multiarray", "_reconstruct"), ("multiarray", "scalar"),
-                        ("numeric", "_frombuffer")}
-
-    def find_class(self, module, name):
-        if (module, name) == ("_codecs", "encode"):  # bytes in protocol 0-2 pickles
-            return codecs.encode
-        if module == "numpy" and name in ("ndarray", "dtype"):
-            return getattr(np, name)
-        package, _, submodule = module.rpartition(".")
-        if package in ("numpy.core", "numpy._core") \
-                and (submodule, name) in self._NUMPY_INTERNALS:
-            for candidate in (f"numpy._core.{submodule}", f"numpy.core.{submodule}"):
-                try:
-                    return getattr(importlib.import_module(candidate), name)
-                except (ImportError, AttributeError):
-                    continue
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy "
-                                     f"arrays and plain Python values are allowed")
-
 
 def _corrupt(path: Path, why: str) -> DamagedDataError:
     return DamagedDataError(
@@ -121,7 +97,8 @@ def read_cifar10_batch(path: os.PathLike) -> Tuple[np.ndarray, np.ndarray]:
     if kind:
         raise _corrupt(path, f"it is {kind}, not a pickled batch")
     try:
-        batch = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        # numpy arrays and plain values only (nord.safe_pickle): loading runs no code
+        batch = safe_pickle.loads(raw, allow=safe_pickle.NUMPY_ARRAYS, encoding="bytes")
     except Exception as error:  # any unpickling failure means a damaged file
         raise _corrupt(path, f"not a readable pickle: {error}") from error
     if not isinstance(batch, dict):

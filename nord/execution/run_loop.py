@@ -200,6 +200,7 @@ class SearchRun:
         if hit is not None and self.store.told_before_ask(hit.id, record.id):
             self._end_unevaluated(record.id, hit=hit)
             return
+        self.store.record_start(record.id)  # the evaluation the stopped run had begun
         self.executor.submit(Task(record.id, descriptor))
 
     def _end_unevaluated(self, candidate_id: int, problem: Optional[str] = None,

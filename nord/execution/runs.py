@@ -353,49 +353,67 @@ def _remove_if_empty(folder: Path) -> None:
 class RunLock:
     """Holds ``<folder>/run.lock`` while a search writes there, so a second
     ``nord search`` on the same folder stops at once instead of interleaving
-    its evaluations with the first one's. The lock goes with the process
-    (``flock``), so a killed run never leaves the folder locked."""
+    its evaluations with the first one's. The lock is a :class:`filelock.FileLock`
+    (``flock`` on Unix, ``msvcrt`` locking on Windows): it goes with the process,
+    so a killed run never leaves the folder locked. The file holds the PID of
+    the search holding it, for the message the second one stops with."""
 
     NAME = "run.lock"
 
     def __init__(self, folder) -> None:
         self.path = Path(folder) / self.NAME
-        self._handle = None
+        self._lock = None
 
     def __enter__(self) -> "RunLock":
+        from filelock import FileLock, Timeout  # only a search pays for importing it
+        lock = FileLock(str(self.path), timeout=0)  # timeout 0: never wait for the holder
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+")
+            lock.acquire()
+        except Timeout:
+            raise SettingsError(f"{self.path.parent} is in use by a search running now "
+                                f"(PID {self._holder()}); wait for it to finish, or choose "
+                                f"another --out") from None
         except OSError as error:
-            if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise
+            self._raise_if_read_only(error)
+            raise
+        try:
+            self.path.write_text(str(os.getpid()))
+        except OSError as error:
+            lock.release()
+            self._raise_if_read_only(error)
+            raise
+        self._lock = lock
+        return self
+
+    def _holder(self) -> str:
+        """The PID the holder wrote into the lock file (if it can be read)."""
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def _raise_if_read_only(self, error: OSError) -> None:
+        """Stop with :class:`ReadOnlyStoreError` if creating or writing the lock failed
+        because the folder cannot be written."""
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise ReadOnlyStoreError(f"{self.path.parent} is read-only ({error.strerror}); a "
                                      f"search writes its run there: make it writable (chmod "
                                      f"-R u+w {self.path.parent}) or choose another --out"
                                      ) from error
-        try:
-            import fcntl
-        except ImportError:  # no flock on this platform: run unlocked
-            self._handle = handle
-            return self
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise SettingsError(f"{self.path.parent} is in use by a search running now "
-                                f"(PID {holder}); wait for it to finish, or choose another "
-                                f"--out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._handle = handle
-        return self
 
     def __exit__(self, *exc) -> None:
-        if self._handle is not None:
+        if self._lock is None:
+            return
+        removed = self._remove()  # while still held: no other search can lock it meanwhile
+        self._lock.release()
+        self._lock = None
+        if not removed:  # Windows removes no file that is open
+            self._remove()
+
+    def _remove(self) -> bool:
+        try:
             self.path.unlink(missing_ok=True)
-            self._handle.close()  # closing releases the lock
-            self._handle = None
+        except OSError:
+            return False
+        return True

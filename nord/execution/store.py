@@ -14,6 +14,11 @@ pending are evaluated again.
 The file uses SQLite's write-ahead log with ``synchronous=NORMAL``: a commit
 survives the process being killed (not necessarily a power cut), without an
 ``fsync`` per evaluation.
+
+The file's layout has a version (``PRAGMA user_version``, :data:`SCHEMA_VERSION`):
+a store of an older version is migrated when it is opened, one of a newer or
+unknown version is refused, and rows are read by column name, so a column
+added (by a later version, or by hand) or columns in another order read alike.
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from nord import safe_pickle
+from nord import __version__, safe_pickle
 from nord.errors import ReadOnlyStoreError, StoreError  # noqa: F401  (re-exported)
 
 __all__ = ["RunStore", "EvaluationRecord", "StoreError", "ReadOnlyStoreError", "STATUSES",
-           "MEMORY"]
+           "MEMORY", "SCHEMA_VERSION"]
 
 #: the path of a store kept in memory (studies of many short benchmark runs)
 MEMORY = ":memory:"
@@ -44,6 +49,22 @@ _CHECKPOINT = "nord_checkpoint"
 #: outcomes of an evaluation; every status but ``ok`` and ``cached`` scores fitness 0
 STATUSES = ("pending", "ok", "cached", "invalid", "not_in_table", "failed")
 
+# The layout of run.sqlite, by its version (``PRAGMA user_version``):
+#
+#   0  written before stores carried a version (NORD 0.1.0 before issue 13), in two
+#      layouts: meta, evaluations and strategy_state; and, since the step log
+#      (commit 9b4172a), those and strategy_events and strategy_chunks too.
+#   1  the layout of _SCHEMA: version 0's later layout, the step log and chunk tables
+#      always present, and the version recorded.
+#
+# Changing the layout adds a version: append to _MIGRATIONS a function that takes a
+# store of the previous version to the new one (never edit an older step: stores of
+# every version depend on it), change _SCHEMA to match, and raise SCHEMA_VERSION.
+
+#: the version of the run store layout this NORD writes (older ones are migrated on open)
+SCHEMA_VERSION = 1
+
+#: the tables of a new store (``SCHEMA_VERSION``)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS evaluations (
@@ -75,13 +96,32 @@ CREATE TABLE IF NOT EXISTS strategy_events (seq INTEGER PRIMARY KEY, kind TEXT N
 CREATE TABLE IF NOT EXISTS strategy_chunks (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
-
-#: tables every store has held since the first version (later ones are added on open)
+#: tables every store has held since the first layout
 _CORE_TABLES = ("meta", "evaluations", "strategy_state")
+#: tables a store of SCHEMA_VERSION holds
+_TABLES = _CORE_TABLES + ("strategy_events", "strategy_chunks")
+
+
+def _add_step_log(db: sqlite3.Connection) -> None:
+    """0 -> 1: the step log and the chunk table, which stores written before the step
+    log lack (the later version-0 layout already has them: nothing changes)."""
+    db.execute("CREATE TABLE IF NOT EXISTS strategy_events (seq INTEGER PRIMARY KEY, "
+               "kind TEXT NOT NULL, candidate INTEGER NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS strategy_chunks (hash TEXT PRIMARY KEY, "
+               "data BLOB NOT NULL)")
+    db.execute("CREATE INDEX IF NOT EXISTS evaluations_hash ON evaluations (hash)")
+
+
+#: ``_MIGRATIONS[n]`` takes a store of version ``n`` to version ``n + 1`` (in a transaction)
+_MIGRATIONS = (_add_step_log,)
 
 
 def _read_only_errno(error: BaseException) -> bool:
     return getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _user_version(db: sqlite3.Connection) -> int:
+    return db.execute("PRAGMA user_version").fetchone()["user_version"]
 
 
 def _damaged(path) -> str:
@@ -120,7 +160,8 @@ class EvaluationRecord:
         return self.finished_at - self.started_at
 
 
-#: the ``evaluations`` columns a record is read from, in its fields' order
+#: the ``evaluations`` columns a record is read from (by name: their order in the table,
+#: and columns besides them, do not matter)
 _COLUMNS = tuple(f.name for f in fields(EvaluationRecord))
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM evaluations "
 
@@ -146,6 +187,7 @@ class RunStore:
         memory = str(path) == MEMORY
         if memory:
             self.db = sqlite3.connect(MEMORY, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
         else:
             if not self.path.exists() and not create:
                 raise StoreError(f"no run store at {self.path}; is this the --out folder of "
@@ -159,16 +201,16 @@ class RunStore:
                                  f"use set_meta() on an existing one")
             try:
                 self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+                self.db.row_factory = sqlite3.Row  # rows read by column name
             except sqlite3.DatabaseError as error:
                 raise self._open_error(error) from error
         try:
+            self._open_schema()  # first: a store this NORD cannot read is not written to
             if not memory:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
-            self._check_tables()
-            self.db.executescript(_SCHEMA)  # tables added since the store was made
-            self._result_seq = self.db.execute(
-                "SELECT COALESCE(MAX(result_seq), 0) FROM evaluations").fetchone()[0]
+            self._result_seq = self._value(
+                "SELECT COALESCE(MAX(result_seq), 0) AS value FROM evaluations")
         except StoreError:
             self.db.close()
             raise
@@ -187,8 +229,8 @@ class RunStore:
             temp.unlink(missing_ok=True)
             db = sqlite3.connect(str(temp), isolation_level=None)
             try:
-                db.executescript("BEGIN;" + _SCHEMA)
-                db.executemany("INSERT INTO meta VALUES (?, ?)",
+                db.executescript("BEGIN;" + _SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                [(key, json.dumps(value)) for key, value in (meta or {}).items()])
                 db.execute("COMMIT")
             finally:
@@ -208,32 +250,94 @@ class RunStore:
         for leftover in path.parent.glob(f".{path.name}.{pid or '*'}.new*"):
             leftover.unlink(missing_ok=True)
 
-    def _check_tables(self) -> None:
-        """An existing store holds the tables every NORD version wrote, with the
-        columns records are read from (a store with no tables at all is new)."""
-        tables = {name for (name,) in self.db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
+    def _open_schema(self) -> None:
+        """Give an empty store (no tables, version 0) its tables, migrate a store of an
+        older version, refuse one of a newer or unknown version; then check that the
+        tables and the columns records are read from are all there."""
+        version = _user_version(self.db)
+        if version == 0 and not self._tables():
+            self._write_schema()
             return
-        missing = [name for name in _CORE_TABLES if name not in tables]
+        if not 0 <= version <= SCHEMA_VERSION:
+            raise StoreError(self._version_refusal(version))
+        if version < SCHEMA_VERSION:
+            self._check_tables(_CORE_TABLES)  # a damaged store is not migrated
+            self._migrate(version)
+        self._check_tables(_TABLES)
+
+    def _tables(self) -> set:
+        return {row["name"] for row in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _write_schema(self) -> None:
+        """The tables of a new store, in an existing file with none (or in memory)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store of the older ``version`` to SCHEMA_VERSION, in one transaction
+        (a process killed while migrating leaves the store as it was)."""
+        try:
+            with self._transaction():
+                current = _user_version(self.db)  # another process may have migrated it
+                if current > SCHEMA_VERSION:
+                    raise StoreError(self._version_refusal(current))
+                for migrate in _MIGRATIONS[current:]:
+                    migrate(self.db)
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as error:
+            if not self._read_only(error):
+                raise
+            raise ReadOnlyStoreError(
+                f"{self.path} is a run store of version {version}, written by an older "
+                f"NORD; this NORD ({__version__}) reads version {SCHEMA_VERSION} and updates "
+                f"an older store when it opens it, but this one is read-only ({error}), so "
+                f"it cannot be updated in place: copy its folder somewhere writable and use "
+                f"the copy (or make it writable: chmod -R u+w {self.path.parent})") from error
+
+    def _version_refusal(self, version: int) -> str:
+        """Why a store of ``version`` (newer than SCHEMA_VERSION, or negative) is refused."""
+        origin = ("a newer NORD" if version > SCHEMA_VERSION
+                  else "no NORD version (it is damaged, or not a NORD run)")
+        return (f"{self.path} is a run store of version {version}, which this NORD "
+                f"({__version__}) cannot read: it reads store versions 0 to {SCHEMA_VERSION}, "
+                f"and version {version} was written by {origin}; upgrade NORD (pip install "
+                f"--upgrade nord) or open the store with the NORD version that wrote it")
+
+    def _check_tables(self, required: Tuple[str, ...]) -> None:
+        """The store holds the ``required`` tables, and the columns records are read from."""
+        tables = self._tables()
+        missing = [name for name in required if name not in tables]
         if missing:
             raise StoreError(f"{self.path} has no {' or '.join(missing)} table; "
                              f"{_damaged(self.path)}")
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(evaluations)")}
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(evaluations)")}
         lacking = [name for name in _COLUMNS if name not in columns]
         if lacking:
             raise StoreError(f"the evaluations table in {self.path} lacks the column(s) "
                              f"{', '.join(lacking)}; {_damaged(self.path)}")
 
+    def _read_only(self, error: Exception) -> bool:
+        """Whether ``error`` (from SQLite or the file system) says the store is read-only."""
+        name = getattr(error, "sqlite_errorname", "") or ""
+        writable = os.access(self.path.parent, os.W_OK) and (
+            not self.path.exists() or os.access(self.path, os.W_OK))
+        return (name.startswith("SQLITE_READONLY") or "readonly" in str(error)
+                or _read_only_errno(error)
+                or (name not in ("SQLITE_NOTADB", "SQLITE_CORRUPT") and not writable))
+
     def _open_error(self, error: Exception, creating: bool = False) -> StoreError:
         """A store that could not be opened or created: read-only, or damaged."""
-        name = getattr(error, "sqlite_errorname", "") or ""
         folder = self.path.parent
-        writable = os.access(folder, os.W_OK) and (not self.path.exists()
-                                                   or os.access(self.path, os.W_OK))
-        if (name.startswith("SQLITE_READONLY") or "readonly" in str(error)
-                or _read_only_errno(error)
-                or (name not in ("SQLITE_NOTADB", "SQLITE_CORRUPT") and not writable)):
+        if self._read_only(error):
             return ReadOnlyStoreError(
                 f"{self.path} is read-only ({error}); a run store and its folder must be "
                 f"writable, even to read it: make them writable (chmod -R u+w {folder}) or "
@@ -265,14 +369,15 @@ class RunStore:
     def set_meta(self, **values: Any) -> None:
         with self._transaction():
             for key, value in values.items():
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                                 (key, json.dumps(value)))
 
     def meta(self) -> Dict[str, Any]:
         values = {}
-        for key, value in self.db.execute("SELECT key, value FROM meta"):
+        for row in self.db.execute("SELECT key, value FROM meta"):
+            key = row["key"]
             try:
-                values[key] = json.loads(value)
+                values[key] = json.loads(row["value"])
             except (TypeError, ValueError) as error:
                 raise StoreError(f"the {key!r} entry of {self.path} is not JSON ({error}); "
                                  f"{_damaged(self.path)}") from error
@@ -285,15 +390,18 @@ class RunStore:
         strategy state after asking when a checkpoint is due (``state`` not None)."""
         with self._transaction():
             self.db.execute(
-                "INSERT INTO evaluations (id, architecture, descriptor, hash, asked_at, ask_seconds)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO evaluations (id, architecture, descriptor, hash, asked_at, "
+                "ask_seconds) VALUES (?, ?, ?, ?, ?, ?)",
                 (candidate_id, json.dumps(architecture), descriptor, key, time.time(), ask_seconds))
             self._log_step("ask", candidate_id, state)
 
     def record_start(self, candidate_id: int, worker: Optional[str] = None) -> None:
+        """Count one evaluation begun for a pending candidate that no result will report:
+        the run loop calls it on resume for each candidate the stopped run was
+        evaluating, before evaluating it again (so its ``attempts`` say 2)."""
         with self._transaction():
-            self.db.execute("UPDATE evaluations SET attempts = attempts + 1, worker = ? "
-                            "WHERE id = ?", (worker, candidate_id))
+            self.db.execute("UPDATE evaluations SET attempts = attempts + 1, "
+                            "worker = COALESCE(?, worker) WHERE id = ?", (worker, candidate_id))
 
     def record_result(self, candidate_id: int, status: str, fitness: float,
                       metrics: Optional[dict] = None, error: Optional[str] = None,
@@ -301,7 +409,8 @@ class RunStore:
                       cost: Optional[float] = None, worker: Optional[str] = None,
                       cached_from: Optional[int] = None, attempts: Optional[int] = None) -> None:
         """Commit one result (before the strategy hears of it); ``attempts``: evaluations
-        begun for it (``None`` keeps what :meth:`record_start` counted)."""
+        of it begun by the executor that reports it (more than 1 where a worker died),
+        added to those :meth:`record_start` counted (``None``: none begun here)."""
         if status not in STATUSES[1:]:
             raise StoreError(f"unknown status {status!r}; one of {STATUSES[1:]}")
         if not math.isfinite(float(fitness)):
@@ -313,17 +422,17 @@ class RunStore:
                                   (candidate_id,)).fetchone()
             if row is None:
                 raise StoreError(f"candidate {candidate_id} was never asked in this run")
-            if row[0] != "pending":
-                raise StoreError(f"candidate {candidate_id} already has a result ({row[0]}); "
-                                 f"each evaluation is recorded once")
+            if row["status"] != "pending":
+                raise StoreError(f"candidate {candidate_id} already has a result "
+                                 f"({row['status']}); each evaluation is recorded once")
             self._result_seq += 1
             self.db.execute(
                 "UPDATE evaluations SET status=?, fitness=?, metrics=?, error=?, started_at=?, "
                 "finished_at=?, cost=?, worker=COALESCE(?, worker), cached_from=?, result_seq=?, "
-                "attempts=COALESCE(?, attempts) WHERE id=?",
+                "attempts = attempts + ? WHERE id=?",
                 (status, float(fitness), json.dumps(metrics or {}), error, started_at,
                  finished_at, cost, worker, cached_from, self._result_seq,
-                 None if attempts is None else int(attempts), candidate_id))
+                 0 if attempts is None else int(attempts), candidate_id))
 
     def record_tell(self, candidate_id: int, state: Optional[dict], tell_seconds: float) -> None:
         """Mark a result as told and log the tell, atomically, with the strategy state
@@ -336,8 +445,8 @@ class RunStore:
     def save_checkpoint(self, state: dict) -> None:
         """Save the strategy state as of the last logged step (nothing to replay after it)."""
         with self._transaction():
-            last = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM strategy_events").fetchone()
-            self._save_state(state, last[0])
+            self._save_state(state, self._value(
+                "SELECT COALESCE(MAX(seq), 0) AS value FROM strategy_events"))
 
     def _log_step(self, kind: str, candidate_id: int, state: Optional[dict]) -> None:
         seq = self.db.execute("INSERT INTO strategy_events (kind, candidate) VALUES (?, ?)",
@@ -350,14 +459,14 @@ class RunStore:
         """The checkpoint: the state's small part in one blob, its large arrays as
         content-addressed chunks, of which only the new ones are written."""
         skeleton, chunks = safe_pickle.split(state)
-        stored = {key for (key,) in self.db.execute("SELECT hash FROM strategy_chunks")}
+        stored = {row["hash"] for row in self.db.execute("SELECT hash FROM strategy_chunks")}
         new = [(key, data) for key, data in chunks.items() if key not in stored]
-        self.db.executemany("INSERT INTO strategy_chunks VALUES (?, ?)", new)
+        self.db.executemany("INSERT INTO strategy_chunks (hash, data) VALUES (?, ?)", new)
         self.db.executemany("DELETE FROM strategy_chunks WHERE hash = ?",
                             [(key,) for key in stored - set(chunks)])
         blob = safe_pickle.dumps({_CHECKPOINT: 2, "step": step, "state": skeleton})
-        self.db.execute("INSERT OR REPLACE INTO strategy_state VALUES (1, ?, ?)",
-                        (time.time(), blob))
+        self.db.execute("INSERT OR REPLACE INTO strategy_state (id, saved_at, state) "
+                        "VALUES (1, ?, ?)", (time.time(), blob))
         self.state_bytes_written += len(blob) + sum(len(data) for _, data in new)
 
     # ------------------------------------------------------------- reading
@@ -373,9 +482,10 @@ class RunStore:
         if row is None:
             return None
         try:
-            saved = safe_pickle.loads(row[0])  # plain data only: loading runs no code
+            saved = safe_pickle.loads(row["state"])  # plain data only: loading runs no code
             if isinstance(saved, dict) and saved.get(_CHECKPOINT) == 2:
-                chunks = dict(self.db.execute("SELECT hash, data FROM strategy_chunks"))
+                chunks = {chunk["hash"]: chunk["data"] for chunk in self.db.execute(
+                    "SELECT hash, data FROM strategy_chunks")}
                 return safe_pickle.join(saved["state"], chunks), int(saved["step"])
         except Exception as error:
             raise StoreError(f"the strategy state in {self.path} does not load "
@@ -387,17 +497,17 @@ class RunStore:
 
     def steps_since(self, step: int) -> List[Tuple[str, int]]:
         """``(kind, candidate id)`` of each ask and tell logged after ``step``, in order."""
-        return list(self.db.execute("SELECT kind, candidate FROM strategy_events WHERE seq > ? "
-                                    "ORDER BY seq", (int(step),)))
+        return [(row["kind"], row["candidate"]) for row in self.db.execute(
+            "SELECT kind, candidate FROM strategy_events WHERE seq > ? ORDER BY seq",
+            (int(step),))]
 
     def told_before_ask(self, told_id: int, asked_id: int) -> bool:
         """Whether the result of ``told_id`` was told before ``asked_id`` was asked (so
         it was there to reuse when it was); False where the step log does not say."""
-        row = self.db.execute(
+        return bool(self._value(
             "SELECT (SELECT seq FROM strategy_events WHERE kind = 'tell' AND candidate = ?) < "
-            "(SELECT seq FROM strategy_events WHERE kind = 'ask' AND candidate = ?)",
-            (told_id, asked_id)).fetchone()
-        return bool(row[0])
+            "(SELECT seq FROM strategy_events WHERE kind = 'ask' AND candidate = ?) AS value",
+            (told_id, asked_id)))
 
     def records(self, where: str = "", params=()) -> List[EvaluationRecord]:
         query = _SELECT + (f"WHERE {where} " if where else "") + "ORDER BY id"
@@ -424,9 +534,9 @@ class RunStore:
 
     def count(self, status: Optional[str] = None) -> int:
         if status is None:
-            return self.db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-        return self.db.execute("SELECT COUNT(*) FROM evaluations WHERE status = ?",
-                               (status,)).fetchone()[0]
+            return self._value("SELECT COUNT(*) AS value FROM evaluations")
+        return self._value("SELECT COUNT(*) AS value FROM evaluations WHERE status = ?",
+                           (status,))
 
     def best(self) -> Optional[EvaluationRecord]:
         """The finished evaluation with the highest fitness; on ties the one asked
@@ -440,9 +550,14 @@ class RunStore:
         return iter(self.records())
 
     # ------------------------------------------------------------ internals
-    def _record(self, row) -> EvaluationRecord:
-        """One row as a record; a value no NORD version writes is a :class:`StoreError`."""
-        values = dict(zip(_COLUMNS, row))
+    def _value(self, query: str, params=()) -> Any:
+        """The column ``value`` of the first row ``query`` returns."""
+        return self.db.execute(query, params).fetchone()["value"]
+
+    def _record(self, row: sqlite3.Row) -> EvaluationRecord:
+        """One row as a record, read by column name; a value no NORD version writes is
+        a :class:`StoreError`."""
+        values = {name: row[name] for name in _COLUMNS}
         where = f"evaluation #{values['id']} in {self.path}"
         status, fitness = values["status"], values["fitness"]
         if status not in STATUSES:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nord.cli import main
+from nord.cli import EXIT_FAILURE, main
 from nord.execution.runs import SearchSettings, run_search
 from nord.execution.store import ReadOnlyStoreError, RunStore, StoreError
 
@@ -50,6 +50,11 @@ def resume(out, budget=12):
     return run_search(None, out, resume=True, explicit={"budget": budget})
 
 
+def cli_resume(out):
+    """``nord search --resume``'s exit status (a damaged or read-only store: EXIT_FAILURE)."""
+    return main(["search", "--out", str(out), "--resume", "--budget", "12", "--quiet"])
+
+
 @needs_table
 @pytest.mark.parametrize("statement, message", [
     ("UPDATE evaluations SET architecture = '{not json' WHERE id = 3",
@@ -70,7 +75,7 @@ def test_a_damaged_row_is_a_store_error_when_read(run, capsys, statement, messag
             store.records()
     with pytest.raises(StoreError, match=message):
         resume(run)
-    assert main(["report", str(run)]) == 2
+    assert main(["report", str(run)]) == EXIT_FAILURE
     assert "the store is damaged" in capsys.readouterr().err
 
 
@@ -80,9 +85,9 @@ def test_a_dropped_table_is_a_store_error_not_a_fresh_start(run, capsys, table_n
     damage(run, f"DROP TABLE {table_name}")
     with pytest.raises(StoreError, match=f"has no {table_name} table; the store is damaged"):
         RunStore(run / "run.sqlite", create=False)
-    assert main(["search", "--out", str(run), "--resume", "--budget", "12", "--quiet"]) == 2
+    assert cli_resume(run) == EXIT_FAILURE
     assert f"has no {table_name} table" in capsys.readouterr().err
-    assert main(["report", str(run)]) == 2
+    assert main(["report", str(run)]) == EXIT_FAILURE
 
 
 @needs_table
@@ -112,7 +117,7 @@ def test_a_strategy_state_missing_a_key_names_the_key(run, capsys):
     with pytest.raises(StoreError, match="the evolution strategy state in .* lacks the key "
                                          "'population'; the store is damaged"):
         resume(run)
-    assert main(["search", "--out", str(run), "--resume", "--budget", "12", "--quiet"]) == 2
+    assert cli_resume(run) == EXIT_FAILURE
     assert "lacks the key 'population'" in capsys.readouterr().err
 
 
@@ -123,11 +128,12 @@ def test_a_read_only_store_says_read_only_not_damaged(run, capsys, monkeypatch):
     def read_only(path, *args, **kwargs):  # what SQLite does with a file it may not write
         return connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
     monkeypatch.setattr(sqlite3, "connect", read_only)
-    with pytest.raises(ReadOnlyStoreError, match=r"run.sqlite is read-only \(attempt to write a "
-                                                 r"readonly database\); a run store and its folder must be "
-                                                 r"writable, even to read it: make them"):
+    with pytest.raises(ReadOnlyStoreError, match=r"run.sqlite is read-only \(attempt to write "
+                                                 r"a readonly database\); a run store and its "
+                                                 r"folder must be writable, even to read it: "
+                                                 r"make them"):
         resume(run)
-    assert main(["search", "--out", str(run), "--resume", "--budget", "12", "--quiet"]) == 2
+    assert cli_resume(run) == EXIT_FAILURE
     err = capsys.readouterr().err
     assert "is read-only" in err and "damaged" not in err
     monkeypatch.setattr(sqlite3, "connect", connect)
@@ -137,11 +143,14 @@ def test_a_read_only_store_says_read_only_not_damaged(run, capsys, monkeypatch):
 
 @needs_table
 def test_a_read_only_folder_stops_the_lock_with_read_only(run, monkeypatch):
-    import nord.execution.runs as runs
+    os_open = os.open
 
-    def refused(path, *args, **kwargs):
-        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
-    monkeypatch.setattr(runs, "open", refused, raising=False)
+    def refused(path, *args, **kwargs):  # what a read-only file system does (root included)
+        if os.fspath(path).endswith("run.lock"):
+            raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+        return os_open(path, *args, **kwargs)
+    (run / "run.lock").unlink(missing_ok=True)
+    monkeypatch.setattr(os, "open", refused)
     with pytest.raises(ReadOnlyStoreError, match="is read-only .*; a search writes its run "
                                                  "there: make it writable"):
         resume(run)
@@ -155,7 +164,7 @@ def test_a_chmod_read_only_run_folder(run, capsys):
     for path in [run, *run.iterdir()]:
         path.chmod(0o555 if path.is_dir() else 0o444)
     try:
-        assert main(["search", "--out", str(run), "--resume", "--budget", "12", "--quiet"]) == 2
+        assert cli_resume(run) == EXIT_FAILURE
         err = capsys.readouterr().err
         assert "is read-only" in err and "damaged" not in err
     finally:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from nord import safe_pickle
 from nord.design.spaces.nasbench101 import INPUT, OUTPUT, OUTPUT_LAYER_NAME, NASBench101Space
 from nord.design.strategies.base import Strategy, StrategyError
+from nord.errors import StrategySettingsError
 from nord.neural_nets.neural_descriptor import NeuralDescriptor
 
 __all__ = ["DQNAgent", "CellBuilder", "QNetwork", "STATE_SIZE"]
@@ -203,8 +204,9 @@ class DQNAgent(Strategy):
                  eps_decay: float = 1000.0, target_update: int = 10, max_tries: int = 200) -> None:
         space = space or NASBench101Space()
         if not isinstance(space, NASBench101Space):
-            raise StrategyError(f"the RL agent builds NAS-Bench-101 cells; it needs the "
-                                f"nasbench101 space, got {getattr(space, 'name', space)!r}")
+            raise StrategySettingsError(f"the RL agent builds NAS-Bench-101 cells; it needs "
+                                        f"the nasbench101 space, got "
+                                        f"{getattr(space, 'name', space)!r}")
         super().__init__(space, rng)
         self.ops = list(space.ops)
         self.gamma, self.batch_size, self.memory_size = float(gamma), int(batch_size), int(memory_size)
@@ -334,7 +336,8 @@ class DQNAgent(Strategy):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        networks = torch.load(io.BytesIO(state["networks"]), weights_only=True)
+        # read by NORD's one restricted unpickler, like the rest of the state
+        networks = _as_tensors(safe_pickle.load_torch(state["networks"]))
         self.policy_net.load_state_dict(networks["policy"])
         self.target_net.load_state_dict(networks["target"])
         self.optimizer.load_state_dict(networks["optimizer"])
@@ -346,6 +349,18 @@ class DQNAgent(Strategy):
         self.episode_transitions = {int(i): [_transition(t) for t in steps]
                                     for i, steps in dict(state["episode_transitions"]).items()}
         self._saved = None
+
+
+def _as_tensors(value: Any) -> Any:
+    """``value`` (what :func:`nord.safe_pickle.load_torch` read) with its numpy arrays
+    as tensors again, in dicts (of their own type), lists and tuples."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    if isinstance(value, dict):
+        return type(value)((key, _as_tensors(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_tensors(item) for item in value)
+    return value
 
 
 def _transition(saved) -> Transition:
