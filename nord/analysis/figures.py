@@ -1,29 +1,48 @@
-"""Figures of chapter 6: searches compared (Figure 6.4) and architectures overlaid (6.5)."""
+"""Figures of chapter 6: searches compared (Figure 6.4) and architectures overlaid (6.5).
+
+Each function draws on a :class:`matplotlib.figure.Figure` of its own (never
+pyplot's global figures, never ``matplotlib.use``), saves it when given a
+path, and returns it so that it can be adjusted and saved again.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
 from nord.analysis.curves import best_so_far, ecdf
 
-__all__ = ["plot_search_comparison", "plot_architecture_overlay", "layer_depths"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_search_comparison", "plot_architecture_overlay", "layer_depths", "new_figure",
+           "save_figure"]
+
+#: resolution of the PNG files the figure functions write
+DPI = 120
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def new_figure(width: float, height: float) -> "Figure":
+    """A figure outside pyplot's registry: nothing global to close or leak."""
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width, height))
 
 
-def plot_search_comparison(fitness: Dict[str, Sequence[float]], path, ylabel: str = "fitness",
-                           title: str = "") -> Path:
-    """Best so far against evaluations, and the empirical CDF, one line per search."""
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+def save_figure(fig: "Figure", path, dpi: int = DPI) -> None:
+    """Lay ``fig`` out tightly and write it to ``path`` (format from the suffix)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+
+
+def plot_search_comparison(fitness: Dict[str, Sequence[float]], path=None,
+                           ylabel: str = "fitness", title: str = "") -> "Figure":
+    """Best so far against evaluations, and the empirical CDF, one line per search.
+
+    Saved to ``path`` when given; the figure is returned either way.
+    """
+    fig = new_figure(11, 4)
+    left, right = fig.subplots(1, 2)
     for name, values in fitness.items():
         values = np.asarray(values, dtype=float)
         left.plot(np.arange(1, values.size + 1), best_so_far(values), label=name)
@@ -37,10 +56,9 @@ def plot_search_comparison(fitness: Dict[str, Sequence[float]], path, ylabel: st
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
 
 def layer_depths(descriptor) -> Dict[str, int]:
@@ -57,14 +75,15 @@ def layer_depths(descriptor) -> Dict[str, int]:
     return depth
 
 
-def plot_architecture_overlay(descriptors: Iterable, path, label_of: Optional[Callable] = None,
-                              alpha: float = 0.08, title: str = "",
-                              label_order: Sequence[str] = ()) -> Path:
+def plot_architecture_overlay(descriptors: Iterable, path=None,
+                              label_of: Optional[Callable] = None, alpha: float = 0.08,
+                              title: str = "", label_order: Sequence[str] = ()) -> "Figure":
     """All architectures on one canvas: x = depth, y = layer type, each drawn faintly.
 
     Frequent paths show as dark strokes (thesis Figure 6.5). Inactive layers
     are left out; descriptors that do not validate are skipped. ``label_order``
-    fixes the rows (bottom to top) of the labels it names.
+    fixes the rows (bottom to top) of the labels it names. Saved to ``path``
+    when given; the figure is returned either way.
     """
     from nord.neural_nets.visualization import layer_label
     label_of = label_of or (lambda spec: layer_label(spec.layer))
@@ -78,8 +97,8 @@ def plot_architecture_overlay(descriptors: Iterable, path, label_of: Optional[Ca
         for label in sorted(set(names.values())):
             labels.setdefault(label, len(labels))
         drawn.append((descriptor, depth, names))
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, max(3.0, 0.45 * len(labels) + 1.5)))
+    fig = new_figure(9, max(3.0, 0.45 * len(labels) + 1.5))
+    ax = fig.subplots()
     rng = np.random.default_rng(0)  # small fixed jitter so coincident strokes stay visible
     for descriptor, depth, names in drawn:
         jitter = rng.uniform(-0.12, 0.12)
@@ -95,7 +114,6 @@ def plot_architecture_overlay(descriptors: Iterable, path, label_of: Optional[Ca
     ax.set_yticklabels([label for label, row in labels.items() if row in used])
     ax.set_xlabel("depth (longest path from the input)")
     ax.set_title(title or f"{len(drawn)} architectures overlaid")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

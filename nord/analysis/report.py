@@ -7,15 +7,19 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import numpy as np
 
 from nord.analysis.curves import best_so_far, ecdf, incumbent_indices
+from nord.analysis.figures import DPI, new_figure, save_figure
 from nord.errors import NordError
 from nord.execution.store import EvaluationRecord, RunStore
 
-__all__ = ["write_report", "Report"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["write_report", "Report", "plot_best_so_far", "plot_fitness_ecdf"]
 
 FIGURES = ("best_so_far.png", "fitness_ecdf.png")
 
@@ -143,39 +147,50 @@ def _pretty(architecture) -> str:
     return str(architecture)
 
 
-def write_report(out, dpi: int = 120) -> Path:
-    """Write ``summary.md``, ``best_so_far.png`` and ``fitness_ecdf.png`` into ``out``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    with RunStore(out / "run.sqlite", create=False) as store:
-        report = Report(store)
-    fitness = report.fitness
-    title = f"{report.settings.get('strategy', '')} on {report.settings.get('space', '')}"
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(np.arange(1, fitness.size + 1), fitness, ".", alpha=0.35, label="evaluation")
-    ax.plot(np.arange(1, fitness.size + 1), best_so_far(fitness), "-", label="best so far")
+def plot_best_so_far(fitness: Sequence[float], path=None, title: str = "",
+                     dpi: int = DPI) -> "Figure":
+    """Each evaluation's fitness (dots) and the best so far (line), in evaluation
+    order; saved to ``path`` when given, and returned."""
+    fitness = np.asarray(fitness, dtype=float)
+    steps = np.arange(1, fitness.size + 1)
+    fig = new_figure(6, 4)
+    ax = fig.subplots()
+    ax.plot(steps, fitness, ".", alpha=0.35, label="evaluation")
+    ax.plot(steps, best_so_far(fitness), "-", label="best so far")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("fitness")
     ax.set_title(title)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out / FIGURES[0], dpi=dpi)
-    plt.close(fig)
+    if path is not None:
+        save_figure(fig, path, dpi)
+    return fig
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ok = [r.fitness for r in report.records if r.status in ("ok", "cached")]
-    x, y = ecdf(ok)
+
+def plot_fitness_ecdf(fitness: Sequence[float], path=None, title: str = "",
+                      dpi: int = DPI) -> "Figure":
+    """The empirical CDF of the fitness of successful evaluations; saved to
+    ``path`` when given, and returned."""
+    x, y = ecdf(fitness)
+    fig = new_figure(6, 4)
+    ax = fig.subplots()
     ax.step(x, y, where="post")
     ax.set_xlabel("fitness (successful evaluations)")
     ax.set_ylabel("share of evaluations ≤ fitness")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(out / FIGURES[1], dpi=dpi)
-    plt.close(fig)
+    if path is not None:
+        save_figure(fig, path, dpi)
+    return fig
+
+
+def write_report(out, dpi: int = DPI) -> Path:
+    """Write ``summary.md``, ``best_so_far.png`` and ``fitness_ecdf.png`` into ``out``."""
+    out = Path(out)
+    with RunStore(out / "run.sqlite", create=False) as store:
+        report = Report(store)
+    title = f"{report.settings.get('strategy', '')} on {report.settings.get('space', '')}"
+    plot_best_so_far(report.fitness, out / FIGURES[0], title, dpi)
+    ok = [r.fitness for r in report.records if r.status in ("ok", "cached")]
+    plot_fitness_ecdf(ok, out / FIGURES[1], title, dpi)
 
     path = out / "summary.md"
     path.write_text(report.markdown() + f"\n_Report written {time.strftime('%Y-%m-%d %H:%M:%S')}._\n")

@@ -1,4 +1,4 @@
-"""Exporting a compiled network: descriptor, weights, TorchScript and Python source.
+"""Exporting a compiled network: descriptor, weights, TorchScript, torch.export and source.
 
 :func:`export_network` writes, into one folder:
 
@@ -8,18 +8,27 @@
   torch and this format, and an integrity record: the sha256 of the weights
   and of ``descriptor.json``;
 * ``model.torchscript.pt`` — a traced TorchScript module (no NORD needed to run it);
+* ``model.pt2`` — a ``torch.export`` program of the network, exported with the
+  same example input as the TorchScript trace, its batch dimension left
+  dynamic where torch.export allows (no NORD needed:
+  ``torch.export.load('model.pt2').module()(x)``). TorchScript is deprecated
+  upstream; this is its successor. Should torch.export fail for an
+  architecture, the other files are still written, an :class:`ExportWarning`
+  gives the reason and the manifest records it;
 * ``model.py`` — readable Python source of an equivalent ``nn.Module``
   (``ExportedNet``) whose ``load()`` reads ``weights_plain.pt``, the same weights
   keyed by its attribute names;
+* ``manifest.json`` — what each file is and how to load it, the example input
+  shape, and whether (or why not) ``model.pt2`` was written;
 * ``SHA256SUMS`` — the sha256 of every file above (``sha256sum -c SHA256SUMS``).
 
-Every export is checked before it is returned: the TorchScript module and the
-generated source, loaded with the exported weights, must give the compiled
-network's outputs on an example batch. :func:`load_network` rebuilds the
-compiled network from the folder, after checking the hashes, refusing NaN or
-infinite weights, and resolving whatever the files name (layer classes, the
-head builder) through allow-lists only: no code a file names is imported or
-called unless NORD already knows it.
+Every export is checked before it is returned: the TorchScript module, the
+``torch.export`` program and the generated source, loaded with the exported
+weights, must give the compiled network's outputs on an example batch.
+:func:`load_network` rebuilds the compiled network from the folder, after
+checking the hashes, refusing NaN or infinite weights, and resolving whatever
+the files name (layer classes, the head builder) through allow-lists only: no
+code a file names is imported or called unless NORD already knows it.
 """
 
 from __future__ import annotations
@@ -27,35 +36,59 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import json
 import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
 import nord
-from nord.errors import SerializationError, TamperedExportError, UntrustedHeadError
+from nord.errors import ExportWarning, SerializationError, TamperedExportError, UntrustedHeadError
 from nord.neural_nets.export_source import ExportError, network_source
 from nord.neural_nets.neural_builder import NeuralNet, default_head
 
 __all__ = ["export_network", "load_network", "network_source", "register_head", "ExportError",
-           "UntrustedHeadError", "TamperedExportError", "ExportedFiles", "EXPORT_FORMAT"]
+           "ExportWarning", "UntrustedHeadError", "TamperedExportError", "ExportedFiles",
+           "EXPORT_FORMAT"]
 
 logger = logging.getLogger(__name__)
 
-#: bumped whenever the files' layout changes (2: integrity record and SHA256SUMS)
+#: bumped whenever the files :func:`load_network` reads change (2: integrity record and
+#: SHA256SUMS); files added beside them (``model.pt2``, ``manifest.json``) keep it
 EXPORT_FORMAT = 2
 DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE, PLAIN_WEIGHTS, CHECKSUMS = (
     "descriptor.json", "weights.pt", "model.torchscript.pt", "model.py", "weights_plain.pt",
     "SHA256SUMS")
+PROGRAM, MANIFEST = "model.pt2", "manifest.json"
+#: the manifest's description of each file: what it is and how to load it
+FILE_GUIDE = {
+    DESCRIPTOR: "the architecture: NeuralDescriptor.from_file('descriptor.json')",
+    WEIGHTS: "state dict, build settings and integrity record: "
+             "nord.neural_nets.export.load_network(folder) rebuilds the network",
+    TORCHSCRIPT: "traced TorchScript module, no NORD needed: "
+                 "torch.jit.load('model.torchscript.pt')(x)",
+    PROGRAM: "torch.export program, no NORD needed: "
+             "torch.export.load('model.pt2').module()(x)",
+    SOURCE: "readable source of an equivalent nn.Module: ExportedNet.load('weights_plain.pt')",
+    PLAIN_WEIGHTS: "the weights keyed by model.py's attribute names",
+    MANIFEST: "this file",
+    CHECKSUMS: "sha256 of every other file: sha256sum -c SHA256SUMS",
+}
 _BUILD_KEYS = ("num_classes", "input_shape", "input_channels", "policy", "channels", "head",
                "interpolation")
 
 
 @dataclass(frozen=True)
 class ExportedFiles:
+    """The paths :func:`export_network` wrote (see the module docstring for each file).
+
+    ``program`` is ``None`` when torch.export could not export the network
+    (``program_note`` then says why, as the manifest does).
+    """
+
     folder: Path
     descriptor: Path
     weights: Path
@@ -63,6 +96,9 @@ class ExportedFiles:
     source: Path
     plain_weights: Path
     checksums: Path
+    manifest: Path
+    program: Optional[Path]
+    program_note: Optional[str] = None
 
 
 # ------------------------------------------------------------------ heads
@@ -154,8 +190,9 @@ def _refuse_non_finite(state: Dict[str, torch.Tensor], where: str) -> None:
 
 
 def _write_checksums(folder: Path) -> Path:
-    lines = [f"{_sha256((folder / name).read_bytes())}  {name}"
-             for name in (DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE, PLAIN_WEIGHTS)]
+    names = [name for name in (DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE, PLAIN_WEIGHTS, PROGRAM,
+                               MANIFEST) if (folder / name).is_file()]
+    lines = [f"{_sha256((folder / name).read_bytes())}  {name}" for name in names]
     (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
     return folder / CHECKSUMS
 
@@ -211,11 +248,73 @@ def export_network(net: NeuralNet, descriptor, folder, example: Optional[torch.T
         (folder / SOURCE).write_text(source, encoding="utf-8")
         torch.save({renames[k]: v for k, v in state.items()}, folder / PLAIN_WEIGHTS)
         _check(folder, example, expected, atol)
+        program = _export_program(net, example, expected, folder / PROGRAM, atol)
+        manifest = _write_manifest(folder, example, program)
         checksums = _write_checksums(folder)
     finally:
         net.train(was_training)
     return ExportedFiles(folder, folder / DESCRIPTOR, folder / WEIGHTS, folder / TORCHSCRIPT,
-                         folder / SOURCE, folder / PLAIN_WEIGHTS, checksums)
+                         folder / SOURCE, folder / PLAIN_WEIGHTS, checksums, manifest,
+                         folder / PROGRAM if program["written"] else None, program.get("reason"))
+
+
+def _export_program(net: NeuralNet, example: torch.Tensor, expected: torch.Tensor, path: Path,
+                    atol: float) -> Dict[str, Any]:
+    """Write and check the ``torch.export`` program of ``net``; the manifest's record of it.
+
+    torch.export cannot trace every module, and the other files do not need
+    it, so a failure is not fatal: no ``model.pt2`` is left behind, an
+    :class:`ExportWarning` states the reason, and the record holds it.
+    """
+    path.unlink(missing_ok=True)  # never leave a stale program of an earlier export
+    try:
+        program, fixed_because = _program(net, example)
+        torch.export.save(program, str(path))
+        with torch.no_grad():
+            got = torch.export.load(str(path)).module()(example)
+        if not torch.allclose(got, expected, atol=atol):
+            raise ExportError(f"the program does not reproduce the network (max difference "
+                              f"{float((got - expected).abs().max()):.3g})")
+    except Exception as error:  # noqa: BLE001 - torch.export fails in many ways; report which
+        path.unlink(missing_ok=True)
+        reason = _one_line(error)
+        warnings.warn(f"torch.export could not export this network, so {path} was not written "
+                      f"(the other export files were): {reason}", ExportWarning, stacklevel=3)
+        return {"written": False, "file": None, "reason": reason}
+    record = {"written": True, "file": PROGRAM, "example_input_shape": list(example.shape),
+              "dynamic_batch": fixed_because is None}
+    if fixed_because is not None:
+        record["batch_fixed_because"] = fixed_because
+    return record
+
+
+def _program(net: NeuralNet, example: torch.Tensor):
+    """``(program, None)`` with a dynamic batch dimension, or, where torch.export
+    cannot leave it dynamic, ``(program, reason)`` fixed to the example's batch size."""
+    try:
+        dynamic = ({0: torch.export.Dim("batch")},)
+        return torch.export.export(net, (example,), dynamic_shapes=dynamic), None
+    except Exception as error:  # noqa: BLE001 - retried with static shapes, reason recorded
+        return torch.export.export(net, (example,)), _one_line(error)
+
+
+def _one_line(error: BaseException, limit: int = 500) -> str:
+    """``Type: first line of the message``, at most ``limit`` characters."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _write_manifest(folder: Path, example: torch.Tensor, program: Dict[str, Any]) -> Path:
+    """``manifest.json``: each file's purpose and loader, and the torch.export record."""
+    always = (MANIFEST, CHECKSUMS)  # written with, and right after, this file
+    written = [name for name in FILE_GUIDE if name in always or (folder / name).is_file()]
+    manifest = {"format": EXPORT_FORMAT, "nord": nord.__version__, "torch": str(torch.__version__),
+                "example_input_shape": list(example.shape),
+                "files": {name: FILE_GUIDE[name] for name in written},
+                "torch_export": program}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return folder / MANIFEST
 
 
 @contextlib.contextmanager

@@ -137,10 +137,15 @@ class _Writer:
             raise ExportError(f"{where!r}: {expression!r} builds a different layer")
 
 
+#: torch's convolution classes (their subclasses, the lazy ones included, print alike)
+_CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                 nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
 def _quoted_conv_strings(module: nn.Module, text: str) -> str:
     """torch's convolutions print ``padding=same`` and ``padding_mode=reflect``
     unquoted; quote them (torch allows only a few such words)."""
-    if isinstance(module, nn.modules.conv._ConvNd):
+    if isinstance(module, _CONVOLUTIONS):
         for name in ("padding", "padding_mode"):
             value = getattr(module, name)
             if isinstance(value, str) and value.isidentifier():
@@ -165,8 +170,8 @@ def _completed_pool_repr(module: nn.Module, text: str) -> str:
 def _identifier(key: str, taken: set) -> str:
     """An ASCII attribute name for a layer key, unique among ``taken``."""
     name = re.sub(r"[^0-9A-Za-z]+", "_", key).strip("_").lower()[:40].rstrip("_") or "layer"
-    if name[0].isdigit() or keyword.iskeyword(name) or name in ("forward", "training", "x",
-                                                                  "load", "torch", "nn", "F"):
+    reserved = ("forward", "training", "x", "load", "torch", "nn", "F")
+    if name[0].isdigit() or keyword.iskeyword(name) or name in reserved:
         name = f"l_{name}"
     base, n = name, 1
     while name in taken:
@@ -186,7 +191,7 @@ def network_source(net: NeuralNet, class_name: str = "ExportedNet") -> Tuple[str
     writer, taken = _Writer(), {"head"}
     init, body, renames = [], [], {}
     names: Dict[int, str] = {0: "x"}
-    for (key, merge_key, sources, slot), node in zip(net._steps, net.plan.nodes):
+    for (key, merge_key, sources, slot), node in zip(net.steps, net.plan.nodes):
         attr = _identifier(key, taken)
         init.append(f"        self.{attr} = {writer.constructor(net.layers[key], node.name)}"
                     f"  # {node.name!r}: {node.out_shape}")
@@ -199,7 +204,7 @@ def network_source(net: NeuralNet, class_name: str = "ExportedNet") -> Tuple[str
                                   merge_key, taken)
         names[slot] = attr
         body.append(f"        {attr} = self.{attr}({value})")
-    out = names[net._output_slot]
+    out = names[net.output_slot]
     if net.head is not None:
         init.append(f"        self.head = {writer.constructor(net.head, 'head')}")
         _rename(renames, "head.", "head.", net.head)
@@ -210,12 +215,13 @@ def network_source(net: NeuralNet, class_name: str = "ExportedNet") -> Tuple[str
     imports += ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
     imports += [f"from {module} import {', '.join(sorted(names_))}"
                 for module, names_ in sorted(writer.imports.items())]
-    header = (f'"""{class_name}: exported by NORD {nord.__version__} (torch {torch.__version__}).\n\n'
+    header = (f'"""{class_name}: exported by NORD {nord.__version__} '
+              f'(torch {torch.__version__}).\n\n'
               f"Equivalent to the compiled network; load the weights with\n"
               f"``{class_name}.load('weights_plain.pt')``.\n\"\"\"\n")
-    source = "\n".join([header] + imports + ["", "", f"class {class_name}(nn.Module):",
-                                              "    def __init__(self):",
-                                              "        super().__init__()"] + init +
+    source = "\n".join([header] + imports +
+                       ["", "", f"class {class_name}(nn.Module):", "    def __init__(self):",
+                        "        super().__init__()"] + init +
                        ["", "    def forward(self, x):"] + body +
                        ["", "    @classmethod", "    def load(cls, path='weights_plain.pt'):",
                         "        net = cls()",

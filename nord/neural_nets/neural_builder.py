@@ -212,6 +212,23 @@ class NeuralNet(nn.Module):
         """Shape of the output layer's tensor (before the head)."""
         return self.plan.output_shape
 
+    @property
+    def steps(self) -> Tuple[Tuple[str, Optional[str], Tuple[int, ...], int], ...]:
+        """The forward pass, one ``(key, merge_key, sources, slot)`` per layer, in
+        the order of ``plan.nodes``.
+
+        Tensors live in numbered slots; slot 0 holds the network's input. Each
+        step reads the slots in ``sources`` (combined by ``merges[merge_key]``
+        when ``merge_key`` is not ``None``, else the one source as it is), runs
+        ``layers[key]`` and writes the result to ``slot``. Read-only.
+        """
+        return self._steps
+
+    @property
+    def output_slot(self) -> int:
+        """The slot (see :attr:`steps`) holding the output layer's tensor."""
+        return self._output_slot
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs: List[Optional[torch.Tensor]] = [None] * self._num_slots
         outs[0] = x

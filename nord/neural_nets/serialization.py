@@ -20,6 +20,9 @@ a registered layer, a ``torch.nn`` class or a class of NORD's layer modules
 (found with ``getattr``, never ``eval``; nothing else is imported), and only
 ``nn.Module`` subclasses are accepted. Register your own classes with
 :func:`~nord.neural_nets.layers.register_layer` before reading files that name them.
+
+Writing, and reading a file whose layers are all op strings, never imports
+torch: a layer type that is a module class comes from code that imported it.
 """
 
 from __future__ import annotations
@@ -30,8 +33,6 @@ import inspect
 import json
 import sys
 from typing import Any, Dict, List, Optional
-
-import torch
 
 from nord.errors import SerializationError, UntrustedLayerError
 from nord.neural_nets.neural_descriptor import LayerSpec, NeuralDescriptor
@@ -65,13 +66,23 @@ MAX_DEPTH = 64
 
 
 # ---------------------------------------------------------------- class paths
+def _loaded_torch_nn() -> Any:
+    """``torch.nn`` if torch is imported already, else ``None`` (never imports it).
+
+    Without torch imported no object can be a ``torch.nn.Module`` class, so
+    descriptors of op strings are written without loading torch.
+    """
+    return sys.modules.get("torch.nn")
+
+
 def _is_module_class(obj: Any) -> bool:
-    return inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
+    module_class = getattr(_loaded_torch_nn(), "Module", None)
+    return module_class is not None and inspect.isclass(obj) and issubclass(obj, module_class)
 
 
 def class_path(cls: type) -> str:
     """The dotted import path of any class, short ``torch.nn.X`` form preferred."""
-    if getattr(torch.nn, cls.__name__, None) is cls:
+    if getattr(_loaded_torch_nn(), cls.__name__, None) is cls:
         return f"torch.nn.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -112,6 +123,8 @@ LAYER_MODULES = ("nord.neural_nets.layers", "nord.neural_nets.remnet_layers")
 
 
 def _torch_nn_suggestion(name: str) -> str:
+    import torch.nn
+
     candidates = [n for n in dir(torch.nn) if _is_module_class(getattr(torch.nn, n, None))]
     matches = difflib.get_close_matches(name, candidates, n=3)
     if not matches:
@@ -158,6 +171,8 @@ def resolve_layer_reference(text: str, registry=None) -> type:
     raises :class:`~nord.errors.UntrustedLayerError`, and a path that does not
     lead to a module class :class:`SerializationError`.
     """
+    import torch.nn
+
     from nord.neural_nets.layers import default_registry
 
     if not isinstance(text, str) or not text or any(not p for p in text.split(".")):
@@ -298,7 +313,7 @@ def descriptor_to_json(descriptor: NeuralDescriptor, **dumps_kwargs) -> str:
         "version": FORMAT_VERSION,
         "first_layer": descriptor.first_layer,
         "last_layer": descriptor.last_layer,
-        "next_auto_index": descriptor._added,
+        "next_auto_index": descriptor.next_auto_index,
         "layers": [_layer_entry(name, spec) for name, spec in descriptor.layers.items()],
         "connections": [[src, dst] for src, dst in descriptor.edges()],
     }
@@ -444,7 +459,7 @@ def descriptor_from_json(text: str, registry=None) -> NeuralDescriptor:
             destinations.append(dst)
     descriptor.first_layer = _role(payload, "first_layer")
     descriptor.last_layer = _role(payload, "last_layer")
-    descriptor._added = _auto_index(payload, len(descriptor.layers))
+    descriptor.next_auto_index = _auto_index(payload, len(descriptor.layers))
     return descriptor
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy as _copy
 from collections import deque
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from nord.neural_nets.graph import (
     active_nodes,
@@ -24,6 +24,9 @@ from nord.neural_nets.graph import (
     successors,
     topological_order,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["to_networkx", "to_dot", "plot_descriptor", "layer_label", "params_summary"]
 
@@ -274,15 +277,16 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_CHARS else text[:_MAX_CHARS - 1] + "…"
 
 
-def plot_descriptor(descriptor, path: Optional[str] = None, ax=None):
+def plot_descriptor(descriptor, path: Optional[str] = None, ax=None) -> "Figure":
     """Draw the descriptor with matplotlib and return the Figure.
 
     Layers are boxes labelled with name, type and params, placed top to bottom
     in rows by longest-path depth from the input (breadth-first depth when the
     graph has a cycle); inactive layers are faded and dashed. Draws on ``ax``
-    when given, otherwise on a new figure sized to the graph. When ``path`` is
-    given the figure is saved there as a PNG; a figure created here is then
-    closed (a caller's figure is left open). Never calls ``plt.show()``.
+    when given, otherwise on a new :class:`matplotlib.figure.Figure` sized to
+    the graph, which stays outside pyplot's global registry (nothing to close;
+    a caller's figure is left as it is). When ``path`` is given the figure is
+    saved there as a PNG. Never calls ``plt.show()`` or ``matplotlib.use``.
     """
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -297,7 +301,7 @@ def plot_descriptor(descriptor, path: Optional[str] = None, ax=None):
         labels[name] = lines
 
     # Geometry in inches: every box has the same size, rows are evenly spaced.
-    max_chars = max((len(l) for ls in labels.values() for l in ls), default=8)
+    max_chars = max((len(text) for ls in labels.values() for text in ls), default=8)
     max_lines = max((len(ls) for ls in labels.values()), default=1)
     box_w = max_chars * _CHAR_IN + 0.3
     box_h = max_lines * _LINE_IN + 0.18
@@ -313,14 +317,8 @@ def plot_descriptor(descriptor, path: Optional[str] = None, ax=None):
 
     created = ax is None
     if created:
-        if path is not None:  # off-screen Agg canvas; no pyplot state involved
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-            fig = Figure(figsize=(width, height))
-            FigureCanvasAgg(fig)
-        else:
-            import matplotlib.pyplot as plt
-            fig = plt.figure(figsize=(width, height))
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(width, height))
         ax = fig.add_axes((0, 0, 1, 1))
         scale = 1.0
     else:
@@ -387,8 +385,6 @@ def plot_descriptor(descriptor, path: Optional[str] = None, ax=None):
         ax.add_patch(arrow)
 
     if path is not None:
-        # A figure created here for saving lives on its own Agg canvas, outside
-        # pyplot's registry, so it is already "closed": nothing keeps it alive.
         fig.savefig(path, format="png", dpi=120, bbox_inches="tight",
                     facecolor="white")
     return fig

@@ -244,7 +244,8 @@ def test_an_export_records_the_hashes_of_its_weights_and_descriptor(tmp_path):
         "descriptor": hashlib.sha256(files.descriptor.read_bytes()).hexdigest()}
     lines = files.checksums.read_text().splitlines()
     assert [line.split("  ")[1] for line in lines] == [
-        "descriptor.json", "weights.pt", "model.torchscript.pt", "model.py", "weights_plain.pt"]
+        "descriptor.json", "weights.pt", "model.torchscript.pt", "model.py", "weights_plain.pt",
+        "model.pt2", "manifest.json"]
     for line in lines:
         digest, name = line.split("  ")
         assert digest == hashlib.sha256((files.folder / name).read_bytes()).hexdigest()

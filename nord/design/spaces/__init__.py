@@ -6,9 +6,16 @@ string); ``nord search --space`` then accepts it and lists it in ``--help``.
 
 from __future__ import annotations
 
-from nord.design.spaces.base import SearchSpace
+from typing import TYPE_CHECKING
+
+from nord import lazy_exports
 from nord.errors import SettingsError
 from nord.registry import Registry
+
+# SearchSpace (and numpy with it) loads on first use, so `nord --help` stays light.
+__getattr__, __dir__ = lazy_exports(__name__, {".base": ["SearchSpace"]})
+if TYPE_CHECKING:
+    from nord.design.spaces.base import SearchSpace
 
 __all__ = ["SearchSpace", "get_space", "register_space", "SPACES"]
 

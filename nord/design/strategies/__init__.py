@@ -7,8 +7,15 @@ taking ``(space, rng=..., **settings)``, or a ``"module:Class"`` string);
 
 from __future__ import annotations
 
-from nord.design.strategies.base import Candidate, Strategy, StrategyError
+from typing import TYPE_CHECKING
+
+from nord import lazy_exports
 from nord.registry import Registry
+
+# The base classes (and numpy with them) load on first use, so `nord --help` stays light.
+__getattr__, __dir__ = lazy_exports(__name__, {".base": ["Candidate", "Strategy", "StrategyError"]})
+if TYPE_CHECKING:
+    from nord.design.strategies.base import Candidate, Strategy, StrategyError
 
 __all__ = ["Candidate", "Strategy", "StrategyError", "make_strategy", "register_strategy",
            "STRATEGIES"]
