@@ -158,9 +158,12 @@ def _export(args) -> int:
     torch.manual_seed(args.seed)
     net = LocalEvaluator().build_network(descriptor, args.dataset)
     files = export_network(net.eval(), descriptor, args.out)
+    program = (files.program.name if files.program is not None
+               else f"no torch.export program ({files.program_note})")
     print(f"exported to {files.folder}: {files.descriptor.name}, {files.weights.name}, "
-          f"{files.torchscript.name}, {files.source.name} (weights freshly initialised; "
-          f"nord train-final exports a trained network)")
+          f"{files.torchscript.name}, {program}, {files.source.name}, "
+          f"{files.manifest.name} (weights freshly initialised; nord train-final exports a "
+          f"trained network)")
     return 0
 
 

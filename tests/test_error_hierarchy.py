@@ -15,15 +15,13 @@ import nord
 import nord.errors as errors
 
 PACKAGE = Path(nord.__file__).parent
-# modules that need an optional dependency to import
-OPTIONAL = {"nord.execution.ray_executor"}
 # control flow inside one function: raised and caught a few lines below, never seen by users
 INTERNAL = {("nord/neural_nets/benchmarks/nasbench201.py", "TypeError")}
 
 
 def _modules():
     for info in pkgutil.walk_packages([str(PACKAGE)], prefix="nord."):
-        if info.name in OPTIONAL or info.name.endswith("__main__"):
+        if info.name.endswith("__main__"):  # optional dependencies import on use only
             continue
         yield importlib.import_module(info.name)
 

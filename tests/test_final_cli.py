@@ -28,6 +28,7 @@ def test_train_final_remnet_short_run(tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_train_final_is_reproducible_from_its_seed(tmp_path, capsys):
     def run(name, seed):
@@ -99,6 +100,7 @@ def test_train_final_remnet_short_run_on_cuda(tmp_path):
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_remnet_final_training_example_compares_with_table_6_2(tmp_path, capsys):
     import runpy
@@ -138,6 +140,7 @@ def test_a_process_pool_search_trains_on_the_gpus(tmp_path):
     assert records and all(":cuda:" in r.worker for r in records)
 
 
+@pytest.mark.slow
 @needs_fashion_mnist
 def test_train_final_trains_exactly_as_an_evaluation_with_the_same_seed(tmp_path):
     from nord.design.spaces.remnet import remnet_architecture

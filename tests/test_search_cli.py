@@ -105,6 +105,7 @@ def test_bad_settings_fail_before_a_store_is_written(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_synchronous_run_keeps_its_cycle_when_resumed_with_other_workers(tmp_path, capsys):
     common = ["--budget", "40", "--synchronous", "--seed", "0"]
     code, straight = search(tmp_path, "straight", *common, "--workers", "2")

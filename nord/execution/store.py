@@ -33,6 +33,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import numpy as np
+
 from nord import __version__, safe_pickle
 from nord.errors import ReadOnlyStoreError, StoreError  # noqa: F401  (re-exported)
 
@@ -413,6 +415,9 @@ class RunStore:
         added to those :meth:`record_start` counted (``None``: none begun here)."""
         if status not in STATUSES[1:]:
             raise StoreError(f"unknown status {status!r}; one of {STATUSES[1:]}")
+        if isinstance(fitness, bool) or not isinstance(fitness, (int, float, np.number)):
+            raise StoreError(f"candidate {candidate_id}'s fitness is {fitness!r}, not a number: "
+                             f"an objective returns a float fitness (0 for a failure)")
         if not math.isfinite(float(fitness)):
             raise StoreError(f"candidate {candidate_id}'s fitness is {fitness}; SQLite would "
                              f"store it as NULL: record a non-finite score as 'failed' with "

@@ -14,6 +14,7 @@ the dense head.
 
 from __future__ import annotations
 
+import keyword
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -96,9 +97,10 @@ _EMPTY_MODULE_DICT = nn.ModuleDict()
 
 
 def _module_key(name: str, taken: set) -> str:
-    """A ModuleDict key for a layer name: no dots, not an attribute of ModuleDict."""
+    """A ModuleDict key for a layer name: no dots, not an attribute of ModuleDict,
+    not a Python keyword (TorchScript cannot load back a module named ``in``)."""
     key = re.sub(r"[^0-9A-Za-z_]", "_", name) or "layer"
-    if key[0].isdigit():
+    if key[0].isdigit() or keyword.iskeyword(key):
         key = "L" + key
     base, n = key, 1
     while key in taken or hasattr(_EMPTY_MODULE_DICT, key):  # instance attrs too ('training')

@@ -190,3 +190,14 @@ def test_leftovers_of_a_killed_creation_are_discarded(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     RunStore.discard_unfinished(path)
     assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("fitness, message", [
+    (None, "fitness is None, not a number"), ("0.9", "fitness is '0.9', not a number"),
+    (float("nan"), "fitness is nan; SQLite would store it as NULL")])
+def test_a_fitness_that_is_no_finite_number_is_refused_and_nothing_is_written(fitness, message):
+    with RunStore(":memory:", meta={}) as store:
+        store.record_ask(0, [1], None, None, None, 0.0)
+        with pytest.raises(StoreError, match=message):
+            store.record_result(0, "ok", fitness)
+        assert [r.status for r in store.records()] == ["pending"]

@@ -83,10 +83,6 @@ def test_a_nasbench101_cell_program_reproduces_the_network_at_any_batch_size(tmp
         assert torch.equal(loaded(x), net(x))
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="NeuralNet keys a layer named 'in' (as every NAS-Bench-101 cell from "
-                          "matrix_to_descriptor names its input) 'in', a Python keyword, and "
-                          "the saved TorchScript module cannot be loaded back")
 def test_a_cell_named_as_the_nasbench101_benchmark_names_it_exports(tmp_path):
     from nord.neural_nets.benchmarks.nasbench101_cells import matrix_to_descriptor
 
@@ -98,6 +94,8 @@ def test_a_cell_named_as_the_nasbench101_benchmark_names_it_exports(tmp_path):
     x = torch.randn(2, 3, 12, 12)
     with torch.no_grad():
         assert torch.allclose(program_output(files, x), net(x), atol=1e-5)
+        assert torch.allclose(torch.jit.load(str(files.torchscript))(x), net(x), atol=1e-5)
+    assert "Lin" in [name.split(".")[-1] for name, _ in net.named_modules()]  # 'in' renamed
 
 
 def test_a_chapter_6_remnet_program_reproduces_the_network(tmp_path):
