@@ -55,6 +55,8 @@ again = NeuralDescriptor.from_json(text)
 assert again == d and again.to_json(indent=1) == text
 assert d.active_layers() == ['in', 'a', 'b', 'out']
 assert len(d.canonical_hash()) > 10 and 'digraph' in d.to_dot()
+d.validate()
+assert d.is_valid()
 """
     loaded = fresh(script + LOADED)
     assert "torch" not in loaded
@@ -150,3 +152,28 @@ def test_type_checkers_see_what_the_face_gives_at_run_time(face):
     assert sorted(seen) == sorted(module.__all__)
     for name, home in seen.items():
         assert getattr(module, name) is getattr(importlib.import_module(home), name)
+
+
+def test_validating_an_unknown_op_still_names_the_closest_ones():
+    script = """
+import json
+from nord.neural_nets import NeuralDescriptor
+d = NeuralDescriptor()
+d.add_layer('input', {}, 'in')
+d.add_layer_sequential('conv3x3-bn-rleu', {}, 'a')
+d.add_layer_sequential('output', {}, 'out')
+print(json.dumps([str(p) for p in d.problems()]))
+"""
+    problems = fresh(script)
+    assert problems == ["layer 'a': unknown op 'conv3x3-bn-rleu'; did you mean "
+                        "'conv3x3-bn-relu', 'conv1x1-bn-relu', 'nor_conv_3x3'? Register new "
+                        "ops with "
+                        "nord.neural_nets.layers.register_op()"]
+
+
+def test_the_torch_free_op_list_is_the_registry_s_own():
+    from nord.neural_nets.builtin_ops import BUILTIN_OPS
+    from nord.neural_nets.layers import LayerRegistry, _register_ops
+    registry = LayerRegistry()
+    _register_ops(registry)
+    assert set(registry.ops()) == BUILTIN_OPS

@@ -244,9 +244,7 @@ class NeuralDescriptor:
     def problems(self, registry=None) -> List[InvalidDescriptorError]:
         """Every problem :meth:`validate` would report, without raising."""
         from nord.neural_nets.graph import find_cycles, active_nodes
-        from nord.neural_nets.layers import default_registry
 
-        registry = registry or default_registry()
         found: List[InvalidDescriptorError] = []
         for src, dst in self.edges():
             missing = [n for n in (src, dst) if n not in self.layers]
@@ -274,6 +272,10 @@ class NeuralDescriptor:
                 f"output layer {self.last_layer!r}; connect them (or set "
                 f"first_layer/last_layer to the intended input and output)",
                 layers=[self.first_layer, self.last_layer]))
+        if registry is None and _only_builtin_ops(self):
+            return found  # every layer is one of NORD's own ops: known without torch
+        from nord.neural_nets.layers import default_registry
+        registry = registry or default_registry()
         for name, spec in self.layers.items():
             problem = registry.why_unknown(spec.layer)
             if problem:
@@ -339,6 +341,17 @@ class NeuralDescriptor:
             raise UnknownLayerError(
                 f"no layer named {name!r}{_suggest(name, self.layers)}; "
                 f"known layers: {list(self.layers)}")
+
+
+def _only_builtin_ops(descriptor: "NeuralDescriptor") -> bool:
+    """Whether every layer is an op string NORD registers itself, and no code has
+    loaded the layer registry (where a user could have replaced one): then the
+    layers are known without importing torch."""
+    import sys
+    from nord.neural_nets.builtin_ops import BUILTIN_OPS
+    return "nord.neural_nets.layers" not in sys.modules and all(
+        isinstance(spec.layer, str) and spec.layer in BUILTIN_OPS
+        for spec in descriptor.layers.values())
 
 
 def _suggest(name: object, known) -> str:
