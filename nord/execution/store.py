@@ -122,6 +122,14 @@ def _read_only_errno(error: BaseException) -> bool:
     return getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
+def _create_tables(db: sqlite3.Connection) -> None:
+    """The tables of a new store, and its version (inside the caller's transaction)."""
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 def _user_version(db: sqlite3.Connection) -> int:
     return db.execute("PRAGMA user_version").fetchone()["user_version"]
 
@@ -231,10 +239,11 @@ class RunStore:
             temp.unlink(missing_ok=True)
             db = sqlite3.connect(str(temp), isolation_level=None)
             try:
-                db.executescript("BEGIN;" + _SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
-                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                               [(key, json.dumps(value)) for key, value in (meta or {}).items()])
-                db.execute("COMMIT")
+                with _Transaction(db):
+                    _create_tables(db)
+                    db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                   [(key, json.dumps(value)) for key, value in
+                                    (meta or {}).items()])
             finally:
                 db.close()
             os.replace(temp, self.path)
@@ -273,16 +282,8 @@ class RunStore:
 
     def _write_schema(self) -> None:
         """The tables of a new store, in an existing file with none (or in memory)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
-            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._transaction():
+            _create_tables(self.db)
 
     def _migrate(self, version: int) -> None:
         """Bring a store of the older ``version`` to SCHEMA_VERSION, in one transaction
