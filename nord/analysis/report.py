@@ -75,7 +75,8 @@ class Report:
             lines += ["| metric | value |", "|---|---|"]
             lines += [f"| {k} | {_cell(v)} |" for k, v in best.metrics.items()]
             lines.append("")
-        lines += ["Architecture:", "", "```", self.describe_architecture(best.architecture), "```", ""]
+        lines += ["Architecture:", "", "```", self.describe_architecture(best.architecture),
+                  "```", ""]
         counts = self.statuses()
         ok = [r for r in self.records if r.status in ("ok", "cached")]
         logic = [(r.ask_seconds or 0) + (r.tell_seconds or 0) for r in self.records]

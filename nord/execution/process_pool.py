@@ -46,8 +46,8 @@ from typing import Any, Deque, Dict, List, Optional
 
 from nord.errors import ExecutorError, SettingsError, WorkerStartError
 from nord.execution.executors import Executor
-from nord.execution.tasks import (FAILED_FITNESS, Task, TaskResult, run_task,
-                                  set_worker_device, worker_name)
+from nord.execution.tasks import (FAILED_FITNESS, Task, TaskResult, prepare_in_worker,
+                                  run_task, set_worker_device, worker_name)
 
 __all__ = ["ProcessPoolExecutor", "threads_per_worker", "worker_gpu", "descendants"]
 
@@ -155,9 +155,7 @@ def _start_worker(objective, threads: int, index: int) -> None:
         torch.cuda.set_device(gpu)  # 'cuda' now means this GPU in this worker
         set_worker_device(f"cuda:{gpu}")
     _objective = objective
-    prepare = getattr(objective, "prepare", None)
-    if prepare is not None:
-        prepare()
+    prepare_in_worker(objective)
 
 
 def _portable(error: BaseException) -> BaseException:

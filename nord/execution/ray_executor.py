@@ -25,7 +25,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from nord.errors import ExecutorError, MissingDependencyError, NordError, SettingsError
 from nord.execution.executors import Executor
-from nord.execution.tasks import FAILED_FITNESS, Task, TaskResult, run_task, worker_name
+from nord.execution.tasks import (FAILED_FITNESS, Task, TaskResult, prepare_in_worker,
+                                  run_task, worker_name)
 
 __all__ = ["RayExecutor", "import_ray", "resource_shortfall"]
 
@@ -72,9 +73,7 @@ def _objective_in_worker(boxed: list):
                 f"({type(error).__name__}: {first_line(error)}); its class must be "
                 f"importable on every Ray node: define it in a module installed there "
                 f"(not in a test file or a module only the driver can see)") from None
-        prepare = getattr(objective, "prepare", None)
-        if prepare is not None:
-            prepare()
+        prepare_in_worker(objective)
         _loaded = (ref.hex(), objective)
     return _loaded[1]
 

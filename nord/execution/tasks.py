@@ -21,8 +21,8 @@ from typing import Any, Dict, Optional
 from nord.errors import (DataNotFoundError, DescriptorError, MissingDependencyError,
                          NotInTableError, OutOfSearchSpaceError, UnknownDatasetError)
 
-__all__ = ["Task", "TaskResult", "run_task", "SETUP_ERRORS", "FAILED_FITNESS", "worker_name",
-           "set_worker_device"]
+__all__ = ["Task", "TaskResult", "run_task", "prepare_in_worker", "SETUP_ERRORS",
+           "FAILED_FITNESS", "worker_name", "set_worker_device"]
 
 #: fitness given to an evaluation that failed, as the thesis does
 FAILED_FITNESS = 0.0
@@ -67,6 +67,15 @@ def worker_name() -> str:
     """``host:pid``, and ``:device`` where the worker was given an accelerator."""
     name = f"{socket.gethostname()}:{os.getpid()}"
     return f"{name}:{_worker_device}" if _worker_device else name
+
+
+def prepare_in_worker(objective) -> None:
+    """Load what ``objective`` evaluates with (its table, its data) once, when a worker
+    process takes it up, rather than on its first task (objectives without
+    ``prepare`` load lazily)."""
+    prepare = getattr(objective, "prepare", None)
+    if prepare is not None:
+        prepare()
 
 
 def run_task(objective, task: Task) -> TaskResult:

@@ -340,8 +340,8 @@ def _check(folder: Path, example, expected, atol: float) -> None:
             scripted = torch.jit.load(str(folder / TORCHSCRIPT))
     except RuntimeError as error:  # TorchScript refuses what it wrote (an odd module name)
         raise ExportError(f"the TorchScript export in {folder} does not load back "
-                          f"({str(error).strip().splitlines()[0]}); please report this "
-                          f"architecture to the NORD developers") from error
+                          f"({_one_line(error)}); please report this architecture to the "
+                          f"NORD developers") from error
     with torch.no_grad():
         got = scripted(example)
     if not torch.allclose(got, expected, atol=atol):
