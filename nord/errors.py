@@ -62,6 +62,8 @@ __all__ = [
     "DistributedConfigError",
     "ExecutorError",
     "WorkerStartError",
+    "StatisticsInputError",
+    "StudyError",
 ]
 
 
@@ -229,6 +231,16 @@ class StrategyError(NordError, ValueError):
 class StrategySettingsError(StrategyError, SettingsError):
     """A strategy (or the run loop) was given settings that cannot work: a usage
     error, so ``nord`` exits with status 2."""
+
+
+class StatisticsInputError(UsageError, ValueError):
+    """Values a statistic cannot be computed from: rank lists of different lengths,
+    fewer than two values, NaNs, a confidence or a target outside its range."""
+
+
+class StudyError(NordError):
+    """A study folder that is not a study (empty, another kind of run, damaged), or a
+    study that cannot reach what it was asked (a target tau no budget reaches)."""
 
 
 class RunNotFoundError(NordError, FileNotFoundError):
