@@ -306,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = command("report", help="plots and a Markdown summary of a run")
     report.add_argument("run", help="run folder (the --out of nord search)")
     report.set_defaults(handler=_report)
+
+    from nord.studies.commands import add_study_commands
+    add_study_commands(command)
     return parser
 
 

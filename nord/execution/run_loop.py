@@ -228,8 +228,7 @@ class SearchRun:
 
     def _descriptor_from_record(self, record: EvaluationRecord):
         if record.descriptor is not None:
-            from nord.neural_nets import NeuralDescriptor
-            return NeuralDescriptor.from_json(record.descriptor)
+            return self.space.descriptor_from_json(record.descriptor)
         return self.space.to_descriptor(self.space.decode(record.architecture))
 
     def _fill(self) -> None:

@@ -11,9 +11,10 @@ import dataclasses
 import errno
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 from nord.design.spaces import get_space
 from nord.design.strategies import make_strategy
@@ -23,7 +24,7 @@ from nord.execution.objectives import NASBench101Objective, make_objective
 from nord.execution.run_loop import ProgressEvent, RunSummary, SearchRun
 from nord.execution.store import ReadOnlyStoreError, RunStore, StoreError
 
-__all__ = ["SearchSettings", "run_search", "STORE_NAME", "SettingsError"]
+__all__ = ["SearchSettings", "run_search", "run_folder", "STORE_NAME", "SettingsError"]
 
 log = logging.getLogger(__name__)
 STORE_NAME = "run.sqlite"
@@ -250,47 +251,62 @@ def run_search(settings: Optional[SearchSettings], out, resume: bool = False,
     _check_data_fits(space, objective)  # before loading data: the cheaper check first
     objective.prepare()
     strategy = settings.build_strategy(space)
+    stored = {"settings": settings.to_dict(), "space_settings": space.settings()}
+    with run_folder(out, stored, resume) as (store, run):
+        if resume:
+            _check_state_loads(store, strategy)
+        executor = make_executor(settings.executor, objective, workers=settings.workers,
+                                 **settings.executor_options())
+        try:
+            search = SearchRun(strategy, objective, store, settings.budget, executor=executor,
+                               cache=settings.cache, callbacks=callbacks)
+            if resume:
+                store.set_meta(**stored)
+            run.started = True
+            summary = search.run()
+        finally:
+            executor.close()
+        store.set_meta(summary={
+            "evaluations": summary.evaluations, "statuses": summary.statuses,
+            "strategy_seconds_per_step": summary.strategy_seconds_per_step,
+            "store_seconds_per_step": summary.store_seconds_per_step,
+            "simulated_cost": summary.simulated_cost})
+        return summary
+
+
+class _RunState:
+    started = False  # set once the run loop begins: from then on the store is kept
+
+
+@contextmanager
+def run_folder(out, meta: dict, resume: bool = False) -> Iterator[Tuple[RunStore, _RunState]]:
+    """Hold ``<out>`` for a run and open its store: a new store is created holding
+    ``meta`` (so a start killed at any moment leaves no store or one that
+    resumes); on ``resume`` the existing one is opened and must be writable.
+    Yields ``(store, state)``: set ``state.started = True`` when the run loop
+    begins; if set-up fails before that, a new run leaves no store (and no new
+    folder) behind. Searches and studies both run in one of these."""
     folder = Path(out)
+    path = folder / STORE_NAME
     new_folder = not folder.exists()
-    started = False
+    state = _RunState()
     try:
         with RunLock(folder):
             if not resume and path.exists():  # another start got here first
                 raise SettingsError(f"{out} already holds a run; pass --resume to continue "
                                     f"it or choose another --out")
             RunStore.discard_unfinished(path)  # left by a start that was killed
-            stored = {"settings": settings.to_dict(), "space_settings": space.settings()}
-            # a new store is created holding its settings: killed at any moment, a start
-            # leaves no store or one that resumes
-            store = RunStore(path, meta=None if resume else stored)
+            store = RunStore(path, meta=None if resume else meta)
             try:
                 if resume:
                     store.check_writable()
-                    _check_state_loads(store, strategy)
-                executor = make_executor(settings.executor, objective, workers=settings.workers,
-                                         **settings.executor_options())
-                try:
-                    run = SearchRun(strategy, objective, store, settings.budget,
-                                    executor=executor, cache=settings.cache,
-                                    callbacks=callbacks)
-                    if resume:
-                        store.set_meta(**stored)
-                    started = True
-                    summary = run.run()
-                finally:
-                    executor.close()
-                store.set_meta(summary={
-                    "evaluations": summary.evaluations, "statuses": summary.statuses,
-                    "strategy_seconds_per_step": summary.strategy_seconds_per_step,
-                    "store_seconds_per_step": summary.store_seconds_per_step,
-                    "simulated_cost": summary.simulated_cost})
-                return summary
+                yield store, state
             finally:
                 store.close()
-                if not started and not resume:  # set-up failed: leave no run behind
+                if not state.started and not resume:  # set-up failed: leave no run behind
                     _remove_store(path)
     finally:
-        if new_folder and not started and not resume:
+        if new_folder and not state.started and not resume:
             _remove_if_empty(folder)
 
 

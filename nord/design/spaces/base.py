@@ -37,6 +37,12 @@ class SearchSpace(abc.ABC):
     def to_descriptor(self, architecture: Any):
         """The :class:`~nord.neural_nets.NeuralDescriptor` to evaluate."""
 
+    def descriptor_from_json(self, text: str):
+        """What :meth:`to_descriptor` gave, read back from the ``to_json()`` text a
+        run store keeps (a resumed run evaluates it again)."""
+        from nord.neural_nets import NeuralDescriptor
+        return NeuralDescriptor.from_json(text)
+
     def encode(self, architecture: Any) -> Any:
         """A JSON-ready value that :meth:`decode` turns back into the architecture."""
         return architecture

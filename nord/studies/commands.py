@@ -1,0 +1,128 @@
+"""``nord study NAME ...``: the command line of the studies.
+
+Each study has a function adding its flags and one turning the typed flags
+into settings; the flags every study shares (``--out``, ``--resume``,
+``--executor``, ``--workers``, ``--quiet``) are added here once. A flag not
+typed is ``None``, so ``--resume`` keeps the stored value and a typed value
+that differs from it is an error that names both.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable, Dict
+
+__all__ = ["add_study_commands", "run_study_command"]
+
+
+def _dims_points(text: str):
+    dims, sep, points = text.partition("=")
+    if not sep or not dims.isdigit() or not points.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not DIMS=POINTS (e.g. 4=32)")
+    return int(dims), int(points)
+
+
+def _montecarlo_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=["table-5.4", "table-4.3"], default=None,
+                        help="table 5.4 (2-4-D, tau 0.85/0.75/0.65, 100 repeats) or table 4.3 "
+                        "(3-D, tau 0.95/0.85/0.75, 1000 repeats) (default: table-5.4)")
+    parser.add_argument("--dims", type=int, nargs="+", default=None,
+                        help="mesh dimensions (default: the preset's)")
+    parser.add_argument("--taus", type=float, nargs="+", default=None,
+                        help="Kendall taus of the noisy spaces (default: the preset's)")
+    parser.add_argument("--generations", type=int, nargs="+", default=None,
+                        help="GA generations per row (default: 10 100 1000)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="GA runs per cell (default: the preset's)")
+    parser.add_argument("--points", type=_dims_points, nargs="+", default=None,
+                        metavar="DIMS=POINTS", help="mesh points per axis (default: 2=100 "
+                        "3=100 4=32)")
+    parser.add_argument("--engine", choices=["auto", "pygmo", "builtin"], default=None,
+                        help="pygmo's sga, or the vectorised built-in GA (default: auto, "
+                        "pygmo when installed)")
+    parser.add_argument("--encoding", choices=["flat", "mesh"], default=None,
+                        help="one gene (the flat mesh index, the thesis's) or one per axis "
+                        "(default: flat)")
+    parser.add_argument("--noise-on", choices=["rank", "value"], default=None,
+                        help="add the noise to the values' ranks or to the values "
+                        "(default: rank)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+
+
+def _montecarlo_settings(args) -> Dict[str, Any]:
+    from nord.studies.montecarlo import PRESETS
+    typed: Dict[str, Any] = {}
+    if args.preset is not None:
+        typed.update({k: list(v) if isinstance(v, tuple) else v
+                      for k, v in PRESETS[args.preset].items()})
+    for name in ("dims", "taus", "generations", "repeats", "engine", "encoding", "noise_on",
+                 "seed"):
+        if getattr(args, name) is not None:
+            typed[name] = getattr(args, name)
+    if args.points is not None:
+        typed["points"] = {str(d): n for d, n in args.points}
+    return typed
+
+
+#: study name -> (add its flags, typed flags -> settings)
+STUDY_FLAGS: Dict[str, tuple] = {
+    "montecarlo": (_montecarlo_flags, _montecarlo_settings),
+}
+
+
+def add_study_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """``nord study`` and one sub-command per registered study with flags."""
+    from nord.studies import STUDIES
+    study = command("study", help="the studies of chapters 4-5, run and resumable like a "
+                    "search; tables and figures go into the run folder",
+                    description="Run a study: a fixed list of trials, each committed to "
+                    "<out>/run.sqlite as it finishes (--resume continues a killed one), "
+                    "then its tables and figures.")
+    kinds = study.add_subparsers(dest="study", required=True, metavar="STUDY")
+    for name in STUDIES.names():
+        if name not in STUDY_FLAGS:
+            continue
+        add_flags, _ = STUDY_FLAGS[name]
+        parser = kinds.add_parser(name, help=STUDIES.summary(name),
+                                  formatter_class=study.formatter_class,
+                                  description=STUDIES.summary(name))
+        add_flags(parser)
+        shared = parser.add_argument_group("where and how it runs")
+        shared.add_argument("--out", default=f"runs/study-{name}", help="run folder")
+        shared.add_argument("--resume", action="store_true",
+                            help="continue the study in --out (its stored settings)")
+        shared.add_argument("--executor", default="serial",
+                            help="serial, process or ray (as nord search)")
+        shared.add_argument("--workers", type=int, default=1, help="trials run at once")
+        shared.add_argument("--quiet", action="store_true", help="no progress bar")
+        parser.set_defaults(handler=run_study_command)
+
+
+def run_study_command(args) -> int:
+    import contextlib
+    import logging
+
+    from nord.execution.progress import ProgressBar
+    from nord.studies import STUDIES
+    from nord.studies.base import load_study_settings, run_study
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    study_class = STUDIES[args.study]
+    typed = STUDY_FLAGS[args.study][1](args)
+    if args.resume:
+        stored = load_study_settings(args.out, args.study)
+        study = study_class.from_settings({**stored, **typed})
+    else:
+        study = study_class.from_settings(typed)
+    executor = args.executor
+    if args.workers > 1 and executor == "serial":
+        executor = "process"  # --workers N alone means a local pool, as for nord search
+    with contextlib.ExitStack() as stack:
+        callbacks = [] if args.quiet else [stack.enter_context(
+            ProgressBar(len(study.trials()), f"{args.study} trials"))]
+        outcome = run_study(study, args.out, resume=args.resume, executor=executor,
+                            workers=args.workers, callbacks=callbacks)
+    print(outcome.text)
+    print(f"\n{args.out}: {outcome.summary.line()}")
+    print("written: " + ", ".join(str(p) for p in outcome.files))
+    return 0
