@@ -65,7 +65,8 @@ def test_add_node_splits_an_enabled_connection():
 
 
 def test_add_connection_adds_or_re_enables_without_cycles():
-    space, rng = only("add_connection_prob"), np.random.default_rng(2)
+    space = only("add_connection_prob", reenable_connections=True)
+    rng = np.random.default_rng(2)
     genome = DeepNEATSpace(**SMALL, add_node_prob=0.5).sample(np.random.default_rng(2))
     added = reenabled = 0
     while genome.connectable():
@@ -80,6 +81,23 @@ def test_add_connection_adds_or_re_enables_without_cycles():
         genome = child
     assert added and reenabled
     assert space.mutate(genome, rng) == genome  # nothing left to connect: parent returned
+
+
+def test_add_connection_by_default_only_adds_new_genes():
+    """Chapter 5 adds connections; re-enabling a disabled gene (the input -> output
+    one that the first block split, say) is chapter 6's operator."""
+    space, rng = only("add_connection_prob"), np.random.default_rng(2)
+    genome = DeepNEATSpace(**SMALL, add_node_prob=0.5).sample(np.random.default_rng(2))
+    disabled = [g for g in genome.connections if not g.enabled]
+    assert disabled and genome.connectable(reenable=False) != genome.connectable()
+    while genome.connectable(reenable=False):
+        child = space.mutate(genome, rng).check()
+        assert child.connections[:len(genome.connections)] == genome.connections
+        assert len(child.connections) == len(genome.connections) + 1
+        assert child.connections[-1].enabled
+        genome = child
+    assert all(not g.enabled for g in genome.connections if g in disabled)
+    assert space.mutate(genome, rng) == genome
 
 
 def test_disable_connection_disables_exactly_one_and_keeps_a_path():
@@ -150,14 +168,20 @@ def test_block_compiles_to_conv_relu_dropout_scaling_pool():
     genome = Genome.minimal(-2, -1).insert_node(0, block)
     d = space.to_descriptor(genome)
     assert d.layers["0"].layer is DeepNEATBlock
-    assert list(d.layers) == ["-2", "0", "-1", "flatten", "dense", "dense_relu"]
+    assert list(d.layers) == ["-2", "0", "-1", "pool", "flatten", "dense", "dense_relu"]
     assert NeuralDescriptor.from_json(d.to_json()) == d
     net = NeuralNet(d, 10, (28, 28), 1)
     module = net.layers["L0"]
-    assert [type(m) for m in module] == [nn.Conv2d, nn.ReLU, nn.Dropout, WeightScaling, nn.MaxPool2d]
+    assert [type(m) for m in module] == [nn.Conv2d, nn.ReLU, nn.Dropout, WeightScaling,
+                                         nn.MaxPool2d]
     assert (module.conv.kernel_size, module.drop.p, module.scale.scale) == ((3, 3), 0.25, 1.5)
     assert str(net.plan.nodes[1].out_shape) == "5x14x14"
-    # 5*14*14 features -> 64 -> 10 ("a simple 2-layer dense head")
+    # average-pooled to 5x2x2 features -> 96 -> 10 ("a simple 2-layer dense head")
+    assert sum(p.numel() for p in net.parameters()) == 50 + 20 * 96 + 96 + 970
+    assert space.parameter_count(genome, (1, 28, 28)) == 50 + 20 * 96 + 96 + 970
+    unpooled = DeepNEATSpace(head_pool=0, head_units=64)
+    assert "pool" not in unpooled.to_descriptor(genome).layers
+    net = NeuralNet(unpooled.to_descriptor(genome), 10, (28, 28), 1)
     assert sum(p.numel() for p in net.parameters()) == 50 + 980 * 64 + 64 + 650
     assert space.describe(genome) == "IN -> C5k3d0.25s1.50+MP(0) -> OUT"
 
@@ -179,7 +203,8 @@ def test_200_random_genomes_train_forward_and_backward():
         assert out.shape == (2, 10) and torch.isfinite(out).all()
         nn.functional.cross_entropy(out, y).backward()
         for name, p in net.named_parameters():
-            assert p.grad is not None and torch.isfinite(p.grad).all(), (space.describe(genome), name)
+            assert p.grad is not None and torch.isfinite(p.grad).all(), (
+                space.describe(genome), name)
     assert max(blocks) >= 4 and min(blocks) >= 0
 
 
@@ -190,4 +215,7 @@ def test_genome_without_path_fails_validation_with_no_path():
     assert not cut.has_path()
     with pytest.raises(NoPathError):
         space.to_descriptor(cut).validate()
-    assert space.mutate(replace(cut), np.random.default_rng(0)).has_path()
+    # the only repair re-enables a disabled gene: chapter 5's add-connection cannot
+    assert space.mutate(replace(cut), np.random.default_rng(0)) == cut
+    repairing = DeepNEATSpace(reenable_connections=True)
+    assert repairing.mutate(replace(cut), np.random.default_rng(0)).has_path()

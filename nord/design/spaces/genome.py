@@ -161,9 +161,13 @@ class Genome:
                 and source != self.output_node and target != self.input_node
                 and not self.reaches(target, source))
 
-    def connectable(self) -> List[Tuple[int, int]]:
-        """Pairs that :meth:`add_connection` would change, in a fixed order."""
-        existing = set(self.edges())
+    def connectable(self, reenable: bool = True) -> List[Tuple[int, int]]:
+        """Pairs that :meth:`add_connection` would change, in a fixed order.
+
+        With ``reenable=False`` only pairs without any gene (enabled or not):
+        a disabled gene stays disabled.
+        """
+        existing = set(self.edges(enabled_only=reenable))
         return [(a, b) for a in self.nodes for b in self.nodes
                 if (a, b) not in existing and self.can_connect(a, b)]
 
