@@ -23,3 +23,6 @@ def register_study(name: str, study_class=None, *, summary: str = "", replace: b
 
 register_study("montecarlo", "nord.studies.montecarlo:MonteCarloStudy",
                summary="a GA on noisy Rastrigin meshes (tables 4.3, 5.4; Figures 4.6, 5.4)")
+register_study("nasbench101-epochs", "nord.studies.nasbench101_epochs:NASBench101EpochsStudy",
+               summary="4/12/36-epoch rankings of NAS-Bench-101 cells against 108 epochs "
+               "(§5.2.2; Figures 5.9-5.11)")

@@ -64,9 +64,25 @@ def _montecarlo_settings(args) -> Dict[str, Any]:
     return typed
 
 
+def _nasbench101_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--samples", type=int, default=None,
+                        help="architectures drawn with replacement (default: 100000)")
+    parser.add_argument("--resamples", type=int, default=None,
+                        help="bootstrap resamples (default: 800)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    parser.add_argument("--table", default=None, help="NAS-Bench-101 table (default: found "
+                        "through $NORD_DATA; nasbench_full.tfrecord adds the 108PTG baseline)")
+
+
+def _typed(args, names) -> Dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 #: study name -> (add its flags, typed flags -> settings)
 STUDY_FLAGS: Dict[str, tuple] = {
     "montecarlo": (_montecarlo_flags, _montecarlo_settings),
+    "nasbench101-epochs": (_nasbench101_flags,
+                           lambda args: _typed(args, ("samples", "resamples", "seed", "table"))),
 }
 
 

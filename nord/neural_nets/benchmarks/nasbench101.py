@@ -313,6 +313,17 @@ class NASBench_101Evaluator:
                 "module_operations": ops,
                 "trainable_parameters": int(self._params[row]), "computed": computed}
 
+    def accuracy_runs(self, acc: str = "validation_accuracy") -> Tuple[np.ndarray, np.ndarray]:
+        """Every run's final ``acc`` at once, for studies over the whole table:
+        ``(runs, counts)`` with ``runs[cell, budget, repeat]`` (NaN where a cell has
+        fewer runs) and ``counts[cell, budget]``, budgets as in :attr:`epochs`,
+        cells in table order. Read-only views; no query is counted."""
+        runs = self._runs[("final", self._metric(acc))].view()
+        counts = self._counts.view()
+        runs.flags.writeable = False
+        counts.flags.writeable = False
+        return runs, counts
+
     # ------------------------------------------------------------------ evaluation
     def descriptor_evaluate(self, descriptor, acc: str = "validation_accuracy",
                             epochs: int = 108, stop_halfway: bool = False
