@@ -10,7 +10,7 @@ from typing import List, Optional
 
 from nord.errors import NordError, UsageError
 
-__all__ = ["main", "build_parser", "EXIT_USAGE", "EXIT_FAILURE"]
+__all__ = ["main", "build_parser", "key_value_argument", "EXIT_USAGE", "EXIT_FAILURE"]
 
 
 def _demo(args) -> int:
@@ -65,6 +65,8 @@ def _search(args) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("nord.execution.run_loop").setLevel(
         logging.ERROR if args.quiet else logging.WARNING)
+    if args.fidelity_from is not None:
+        _apply_fidelity(args)
     explicit = {k: getattr(args, k) for k in _SEARCH_SETTINGS if getattr(args, k) is not None}
     if explicit.get("workers", 1) > 1 and "executor" not in explicit and not args.resume:
         explicit["executor"] = "process"  # --workers N alone means a local pool
@@ -109,6 +111,34 @@ def _search(args) -> int:
     elif best is not None:
         print(f"no evaluation succeeded; see nord report {args.out} for the reasons")
     return 0
+
+
+def _apply_fidelity(args) -> None:
+    """Take the epochs and share (and, unless typed, the space, dataset and optimizer)
+    from the fidelity study in ``--fidelity-from``."""
+    from nord.errors import SettingsError
+    from nord.studies.fidelity import load_recommendation
+    if args.resume:
+        raise SettingsError("--fidelity-from applies when a search starts; a resumed search "
+                            "keeps the epochs and share it started with")
+    chosen, study = load_recommendation(args.fidelity_from, args.fidelity_target)
+    for flag, typed in (("--epochs", args.epochs), ("--percentage", args.percentage)):
+        if typed is not None:
+            raise SettingsError(f"{flag} and --fidelity-from both set the training budget; "
+                                f"leave {flag} out (the study recommends {chosen.epochs} "
+                                f"epochs on a share of {chosen.share:g})")
+    for name in ("space", "dataset", "optimizer"):
+        typed, studied = getattr(args, name), study.get(name)
+        if typed is not None and typed != studied:
+            raise SettingsError(f"--{name} {typed}: the fidelity study in "
+                                f"{args.fidelity_from} measured --{name} {studied}; its "
+                                f"recommendation holds for that one: leave --{name} out or "
+                                f"run nord study fidelity with --{name} {typed}")
+        setattr(args, name, studied)
+    if args.space_option is None and study.get("space_options"):
+        args.space_option = list(study["space_options"].items())
+    args.epochs, args.percentage = chosen.epochs, chosen.share
+    print(f"fidelity from {args.fidelity_from}: {chosen.line()}")
 
 
 def _described(out, architecture) -> str:
@@ -195,7 +225,7 @@ def _choices_epilog(title: str, registry) -> str:
     return f"{title}:\n" + "\n".join(lines)
 
 
-def _key_value(text: str):
+def key_value_argument(text: str):
     """``KEY=VALUE`` of --space-option / --strategy-option; VALUE is read as
     JSON when it parses (numbers, true/false, lists), else kept as text."""
     import json
@@ -352,11 +382,11 @@ def _add_search(command, spaces, strategies, executors) -> None:
                       help="--synchronous: children per cycle (default: --workers); fix it "
                       "to get the same search with any number of workers")
     what.add_argument("--space-option", dest="space_option", action="append", default=None,
-                      type=_key_value, metavar="KEY=VALUE",
+                      type=key_value_argument, metavar="KEY=VALUE",
                       help="another option of the space's constructor (repeatable; VALUE "
                       "is read as JSON when it parses)")
     what.add_argument("--strategy-option", dest="strategy_option", action="append",
-                      default=None, type=_key_value, metavar="KEY=VALUE",
+                      default=None, type=key_value_argument, metavar="KEY=VALUE",
                       help="another option of the strategy's constructor (repeatable)")
 
     table = search.add_argument_group("benchmark tables (nasbench201, nasbench101)")
@@ -393,6 +423,12 @@ def _add_search(command, spaces, strategies, executors) -> None:
     training.add_argument("--fitness-split", choices=["validation", "test"],
                           help="score on a validation split carved from the training set "
                           "(default) or on the test set (as the thesis did)")
+    training.add_argument("--fidelity-from", metavar="STUDY",
+                          help="train at the epochs and data share a nord study fidelity "
+                          "folder recommends (its space, dataset and optimizer unless given)")
+    training.add_argument("--fidelity-target", type=float,
+                          help="with --fidelity-from: recommend for this tau instead of the "
+                          "study's target")
 
     running = search.add_argument_group("where evaluations run")
     running.add_argument("--executor", choices=executors.names(), metavar="EXECUTOR",

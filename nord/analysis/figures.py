@@ -1,4 +1,5 @@
-"""Figures of chapter 6: searches compared (Figure 6.4) and architectures overlaid (6.5).
+"""Figures: searches compared (Figure 6.4), architectures overlaid (6.5) and the
+rank-correlation heatmaps of chapters 4-5 (Figures 4.4, 4.5, 5.6-5.8).
 
 Each function draws on a :class:`matplotlib.figure.Figure` of its own (never
 pyplot's global figures, never ``matplotlib.use``), saves it when given a
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["plot_search_comparison", "plot_architecture_overlay", "layer_depths", "new_figure",
-           "save_figure"]
+           "save_figure", "draw_heatmap"]
 
 #: resolution of the PNG files the figure functions write
 DPI = 120
@@ -114,6 +115,34 @@ def plot_architecture_overlay(descriptors: Iterable, path=None,
     ax.set_yticklabels([label for label, row in labels.items() if row in used])
     ax.set_xlabel("depth (longest path from the input)")
     ax.set_title(title or f"{len(drawn)} architectures overlaid")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def draw_heatmap(values, rows: Sequence[str], columns: Sequence[str], title: str, path=None,
+                 value_range: Optional[tuple] = (-1.0, 1.0),
+                 colormap: str = "RdYlGn") -> "Figure":
+    """A matrix of values (taus, standard errors) with its numbers written in each
+    cell: Figures 4.4/4.5 and 5.6-5.8. NaN cells stay blank."""
+    matrix = np.asarray(values, dtype=float)
+    fig = new_figure(max(6.0, 0.45 * len(columns) + 2.5), max(3.0, 0.45 * len(rows) + 1.8))
+    axes = fig.subplots()
+    finite = matrix[np.isfinite(matrix)]
+    if value_range is not None:
+        low, high = value_range
+    else:
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    image = axes.imshow(np.ma.masked_invalid(matrix), cmap=colormap, vmin=low, vmax=high,
+                        aspect="auto")
+    axes.set_xticks(range(len(columns)), list(columns), rotation=90, fontsize="small")
+    axes.set_yticks(range(len(rows)), list(rows), fontsize="small")
+    small = matrix.size <= 400
+    for (i, j), value in np.ndenumerate(matrix):
+        if small and np.isfinite(value):
+            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6)
+    axes.set_title(title, fontsize="medium")
+    fig.colorbar(image, ax=axes, shrink=0.8)
     if path is not None:
         save_figure(fig, path)
     return fig

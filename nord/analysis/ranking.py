@@ -50,7 +50,8 @@ class Correlation:
 class BootstrapEstimate:
     """A bootstrap estimate: ``estimate`` is the mean of the resampled statistics,
     ``sample`` the statistic of the sample itself; ``low``/``high`` bound the
-    percentile interval at ``confidence``."""
+    percentile interval at ``confidence``. ``undefined`` counts the resamples
+    whose statistic is undefined (all values tied), left out of the summary."""
 
     estimate: float
     sample: float
@@ -60,6 +61,7 @@ class BootstrapEstimate:
     confidence: float
     resamples: int
     distribution: np.ndarray
+    undefined: int = 0
 
     def __str__(self) -> str:
         return (f"{self.estimate:.3f} ± {self.standard_error:.3f} "
@@ -163,11 +165,23 @@ def bootstrap_correlation(a, b, *, method: str = "tau", resamples: int = DEFAULT
                        vectorized=False, confidence_level=float(confidence),
                        method="percentile", rng=np.random.default_rng(int(seed)))
     distribution = np.asarray(result.bootstrap_distribution, dtype=float)
+    defined = distribution[np.isfinite(distribution)]
+    if defined.size == distribution.size:
+        error, low, high = (float(result.standard_error), float(result.confidence_interval.low),
+                            float(result.confidence_interval.high))
+    elif defined.size >= 2:
+        # a resample of a few architectures can hold one value only (no tau): scipy then
+        # reports NaN for everything; summarise the resamples that have one instead
+        tail = 50.0 * (1.0 - float(confidence))
+        error = float(np.std(defined, ddof=1))
+        low, high = (float(v) for v in np.percentile(defined, [tail, 100.0 - tail]))
+    else:
+        error = low = high = float("nan")
     return BootstrapEstimate(
-        estimate=float(np.nanmean(distribution)), sample=float(statistic(x, y)),
-        standard_error=float(result.standard_error),
-        low=float(result.confidence_interval.low), high=float(result.confidence_interval.high),
-        confidence=float(confidence), resamples=int(resamples), distribution=distribution)
+        estimate=float(np.mean(defined)) if defined.size else float("nan"),
+        sample=float(statistic(x, y)), standard_error=error, low=low, high=high,
+        confidence=float(confidence), resamples=int(resamples), distribution=distribution,
+        undefined=int(distribution.size - defined.size))
 
 
 def youngest(ages, k: int) -> np.ndarray:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -57,6 +57,9 @@ class EvaluationResult:
     train_losses: Tuple[float, ...] = ()   # mean training loss per completed epoch
     parameters: int = 0
     train_seconds: float = 0.0             # time spent in the training loop alone
+    #: epoch -> {"loss", the metrics..., "train_seconds"} scored after that epoch, for
+    #: the epochs asked for with ``score_at`` (training seconds exclude the scoring)
+    checkpoints: Dict[int, Dict[str, float]] = field(default_factory=dict)
 
     def __iter__(self):
         return iter((self.loss, self.metrics, self.total_time))
@@ -143,21 +146,28 @@ class LocalEvaluator:
 
     # ---------------------------------------------------------------- public API
     def descriptor_evaluate(self, descriptor, epochs: int, dataset: str = "fashion-mnist",
-                            data_percentage: float = 1.0) -> EvaluationResult:
+                            data_percentage: float = 1.0, *,
+                            score_at: Sequence[int] = ()) -> EvaluationResult:
         """Compile ``descriptor`` for ``dataset``, train ``epochs`` epochs, score it.
 
+        ``score_at``: also score after these epochs (``result.checkpoints``), so
+        that one training run answers several budgets. Scoring changes nothing
+        in the training: without a learning-rate schedule (which depends on the
+        total), the score after epoch ``e`` is that of an ``e``-epoch training.
         An invalid descriptor raises its typed error (see ``validate()``).
         """
-        return self.train_network(descriptor, epochs, dataset, data_percentage)[1]
+        return self.train_network(descriptor, epochs, dataset, data_percentage,
+                                  score_at=score_at)[1]
 
     def train_network(self, descriptor, epochs: int, dataset: str = "fashion-mnist",
-                      data_percentage: float = 1.0) -> Tuple[nn.Module, EvaluationResult]:
+                      data_percentage: float = 1.0, *, score_at: Sequence[int] = ()
+                      ) -> Tuple[nn.Module, EvaluationResult]:
         """As :meth:`descriptor_evaluate`, and the trained network too (for export)."""
         config = self.configs[dataset]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # initial weights, then dropout: one stream
             net = self.build_network(descriptor, config)
-            return net, self._evaluate(net, epochs, config, data_percentage)
+            return net, self._evaluate(net, epochs, config, data_percentage, score_at)
 
     def net_evaluate(self, net: nn.Module, epochs: int, dataset: str = "fashion-mnist",
                      data_percentage: float = 1.0) -> EvaluationResult:
@@ -195,9 +205,13 @@ class LocalEvaluator:
 
     # ---------------------------------------------------------------- internals
     def _evaluate(self, net: nn.Module, epochs: int, config: DatasetConfig,
-                  data_percentage: float) -> EvaluationResult:
+                  data_percentage: float, score_at: Sequence[int] = ()) -> EvaluationResult:
         if int(epochs) < 0:
             raise EvaluationError(f"epochs must be >= 0, got {epochs!r}")
+        score_at = sorted({int(e) for e in score_at})
+        if score_at and not 1 <= score_at[0] <= score_at[-1] <= int(epochs):
+            raise EvaluationError(f"score_at epochs must lie in 1..{epochs} (the epochs "
+                                  f"trained), got {score_at}")
         start = time.perf_counter()
         train_data, eval_data, split, augmentation = self._splits(config, data_percentage)
         net = net.to(self.device)
@@ -209,9 +223,19 @@ class LocalEvaluator:
         regression = config.task == "regression"
         parameters = sum(p.numel() for p in net.parameters())
         history = []
+        checkpoints: Dict[int, Dict[str, float]] = {}
+        scoring = [0.0]  # seconds spent scoring checkpoints, not training
 
         def on_epoch(epoch: int, loss: float) -> None:
             history.append(loss)
+            if epoch + 1 in score_at:
+                t0 = time.perf_counter()
+                at_loss, at_metrics = score(net, eval_data, criterion, config.metrics,
+                                            self.device, batch_size=self.eval_batch_size,
+                                            regression=regression)
+                checkpoints[epoch + 1] = {"loss": at_loss, **at_metrics,
+                                          "train_seconds": t0 - train_start - scoring[0]}
+                scoring[0] += time.perf_counter() - t0
             if self.verbose:
                 elapsed = time.perf_counter() - train_start
                 left = elapsed / (epoch + 1) * (settings.epochs - epoch - 1)
@@ -223,21 +247,28 @@ class LocalEvaluator:
         try:
             train(net, train_data, criterion, optimizer, settings, generator, self.device,
                   regression=regression, augmentation=augmentation, on_epoch=on_epoch)
-            train_seconds = time.perf_counter() - train_start
-            loss, metrics = score(net, eval_data, criterion, config.metrics, self.device,
-                                  batch_size=self.eval_batch_size, regression=regression)
+            train_seconds = time.perf_counter() - train_start - scoring[0]
+            if int(epochs) in checkpoints:  # scored after the last epoch already
+                last = dict(checkpoints[int(epochs)])
+                loss = last.pop("loss")
+                last.pop("train_seconds")
+                metrics = last
+            else:
+                loss, metrics = score(net, eval_data, criterion, config.metrics, self.device,
+                                      batch_size=self.eval_batch_size, regression=regression)
         except (NonFiniteLossError, torch.OutOfMemoryError) as error:
             logger.warning("evaluation failed on %s: %s", config.name, error)
             return EvaluationResult(float("nan"), {m: float("nan") for m in config.metrics},
                                     time.perf_counter() - start, failed=True,
                                     error=f"{type(error).__name__}: {error}", split=split,
-                                    train_losses=tuple(history), parameters=parameters)
+                                    train_losses=tuple(history), parameters=parameters,
+                                    checkpoints=checkpoints)
         if self.verbose:
             logger.info("%s %s loss %.4f, %s", config.name, split, loss,
                         ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return EvaluationResult(loss, metrics, time.perf_counter() - start, split=split,
                                 train_losses=tuple(history), parameters=parameters,
-                                train_seconds=train_seconds)
+                                train_seconds=train_seconds, checkpoints=checkpoints)
 
     def _splits(self, config: DatasetConfig, data_percentage: float):
         """(training data, scoring data, scoring split name, augmentation)."""

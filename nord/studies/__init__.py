@@ -23,6 +23,12 @@ def register_study(name: str, study_class=None, *, summary: str = "", replace: b
 
 register_study("montecarlo", "nord.studies.montecarlo:MonteCarloStudy",
                summary="a GA on noisy Rastrigin meshes (tables 4.3, 5.4; Figures 4.6, 5.4)")
+register_study("ranking", "nord.studies.ranking:RankingStudy",
+               summary="DeepNEAT architectures x 7 optimizers x epoch budgets: Kendall-tau "
+               "heatmaps (Figures 4.4/4.5, 5.5-5.8; tables 4.2, 5.3)")
 register_study("nasbench101-epochs", "nord.studies.nasbench101_epochs:NASBench101EpochsStudy",
                summary="4/12/36-epoch rankings of NAS-Bench-101 cells against 108 epochs "
                "(§5.2.2; Figures 5.9-5.11)")
+register_study("fidelity", "nord.studies.fidelity:FidelityStudy",
+               summary="recommend the cheapest training budget whose ranking agrees with "
+               "the largest (tau >= 0.75); nord search --fidelity-from uses it")

@@ -74,6 +74,89 @@ def _nasbench101_flags(parser: argparse.ArgumentParser) -> None:
                         "through $NORD_DATA; nasbench_full.tfrecord adds the 108PTG baseline)")
 
 
+def _ranking_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--architectures", type=int, default=None,
+                        help="DeepNEAT architectures (default 12; thesis 140, chapter 4: 20)")
+    parser.add_argument("--optimizers", nargs="+", default=None,
+                        help="optimizer names (default: the seven of chapter 4)")
+    parser.add_argument("--epochs", dest="budgets", type=int, nargs="+", default=None,
+                        help="epoch budgets; the largest is the fully-trained group (default "
+                        "1 2 5; thesis 1 5 10 20 50)")
+    parser.add_argument("--dataset", default=None,
+                        help="fashion-mnist or cifar10 (default fashion-mnist)")
+    parser.add_argument("--percentage", type=float, default=None,
+                        help="share of the training set (default 0.01)")
+    parser.add_argument("--scheme", choices=["chapter5", "chapter4"], default=None,
+                        help="random diverse architectures, or one evolving lineage "
+                        "(default chapter5)")
+    parser.add_argument("--split", choices=["test", "validation"], default=None,
+                        help="the split accuracies are measured on (default validation; the "
+                        "thesis's: test)")
+    parser.add_argument("--validation-fraction", type=float, default=None,
+                        help="share of the training set held out as validation split "
+                        "(default 0.02)")
+    parser.add_argument("--youngest", type=int, default=None,
+                        help="k of the youngest-k subset (chapter 4; default min(10, N/2))")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 64")
+    parser.add_argument("--resamples", type=int, default=None,
+                        help="bootstrap resamples (default 800)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("--space-option", dest="space_options", action="append",
+                        type=_key_value, default=None, metavar="KEY=VALUE",
+                        help="a DeepNEAT space option (repeatable), e.g. filters=[8,16]")
+
+
+RANKING_SETTINGS = ("architectures", "optimizers", "budgets", "dataset", "percentage",
+                    "scheme", "split", "validation_fraction", "youngest", "batch_size",
+                    "resamples", "seed")
+
+
+def _fidelity_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", default=None, help="search space (default deepneat)")
+    parser.add_argument("--dataset", default=None, help="dataset (default fashion-mnist)")
+    parser.add_argument("--architectures", type=int, default=None,
+                        help="architectures sampled (default 12)")
+    parser.add_argument("--epochs", type=int, nargs="+", default=None,
+                        help="epoch budgets (default 1 2 4)")
+    parser.add_argument("--shares", type=float, nargs="+", default=None,
+                        help="shares of the training set (default 0.02 0.05)")
+    parser.add_argument("--optimizer", default=None, help="optimizer (default adam)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 64")
+    parser.add_argument("--split", choices=["validation", "test"], default=None,
+                        help="where accuracies are measured (default validation)")
+    parser.add_argument("--validation-fraction", type=float, default=None,
+                        help="share of the training set held out as validation split "
+                        "(default 0.1)")
+    parser.add_argument("--target", type=float, default=None,
+                        help="the tau a budget must reach (default 0.75)")
+    parser.add_argument("--resamples", type=int, default=None,
+                        help="bootstrap resamples (default 800)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("--space-option", dest="space_options", action="append",
+                        type=_key_value, default=None, metavar="KEY=VALUE",
+                        help="a constructor option of the space (repeatable)")
+
+
+FIDELITY_SETTINGS = ("space", "dataset", "architectures", "epochs", "shares", "optimizer",
+                     "batch_size", "split", "validation_fraction", "target", "resamples",
+                     "seed")
+
+
+def _with_space_options(names):
+    """Typed flags -> settings, with ``--space-option KEY=VALUE`` gathered in a dict."""
+    def settings(args) -> Dict[str, Any]:
+        typed = _typed(args, names)
+        if args.space_options is not None:
+            typed["space_options"] = dict(args.space_options)
+        return typed
+    return settings
+
+
+def _key_value(text: str):
+    from nord.cli import key_value_argument  # the one KEY=VALUE parser of the CLI
+    return key_value_argument(text)
+
+
 def _typed(args, names) -> Dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -81,6 +164,8 @@ def _typed(args, names) -> Dict[str, Any]:
 #: study name -> (add its flags, typed flags -> settings)
 STUDY_FLAGS: Dict[str, tuple] = {
     "montecarlo": (_montecarlo_flags, _montecarlo_settings),
+    "fidelity": (_fidelity_flags, _with_space_options(FIDELITY_SETTINGS)),
+    "ranking": (_ranking_flags, _with_space_options(RANKING_SETTINGS)),
     "nasbench101-epochs": (_nasbench101_flags,
                            lambda args: _typed(args, ("samples", "resamples", "seed", "table"))),
 }

@@ -137,3 +137,14 @@ def test_ks_kruskal_and_benjamini_hochberg_against_scipy_and_statsmodels():
         kruskal_wallis(a)
     with pytest.raises(StatisticsInputError, match=r"\[0, 1\]"):
         benjamini_hochberg([0.5, 1.5])
+
+
+def test_bootstrap_leaves_out_resamples_without_a_tau():
+    # four architectures with ties: some resamples hold one value only
+    estimate = bootstrap_correlation([1, 1, 2, 3], [1, 2, 2, 3], resamples=300, seed=0)
+    undefined = np.isnan(estimate.distribution)
+    assert estimate.undefined == undefined.sum() > 0
+    defined = estimate.distribution[~undefined]
+    assert estimate.standard_error == pytest.approx(np.std(defined, ddof=1))
+    assert estimate.estimate == pytest.approx(defined.mean())
+    assert estimate.low == pytest.approx(np.percentile(defined, 2.5))

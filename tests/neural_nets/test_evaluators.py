@@ -200,3 +200,19 @@ def test_verbose_training_logs_each_epoch_with_the_time_left(configs, caplog):
     assert [m.split(":")[0] for m in epochs] == [f"stripes epoch {i}/3" for i in (1, 2, 3)]
     assert "to go)" in epochs[0] and "to go)" in epochs[1] and "to go" not in epochs[2]
     assert [_duration(s) for s in (12.34, 600, 7200)] == ["12.3 s", "10.0 min", "2.0 h"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd_momentum", "adamax"])
+def test_scores_read_off_one_run_equal_shorter_trainings(configs, optimizer):
+    evaluator = LocalEvaluator(optimizer, configs=configs, batch_size=32, seed=3)
+    long = evaluator.descriptor_evaluate(small_cnn(), 3, "stripes", score_at=(1, 2, 3))
+    assert sorted(long.checkpoints) == [1, 2, 3]
+    for epochs in (1, 2):
+        short = evaluator.descriptor_evaluate(small_cnn(), epochs, "stripes")
+        assert long.checkpoints[epochs]["accuracy"] == short.metrics["accuracy"]
+        assert long.checkpoints[epochs]["loss"] == short.loss
+    assert long.checkpoints[3]["accuracy"] == long.metrics["accuracy"]
+    seconds = [long.checkpoints[e]["train_seconds"] for e in (1, 2, 3)]
+    assert 0 < seconds[0] < seconds[1] < seconds[2] <= long.train_seconds + 1e-6
+    with pytest.raises(EvaluationError, match="score_at epochs must lie in 1..3"):
+        evaluator.descriptor_evaluate(small_cnn(), 3, "stripes", score_at=(4,))
