@@ -67,6 +67,10 @@ def _search(args) -> int:
         logging.ERROR if args.quiet else logging.WARNING)
     if args.fidelity_from is not None:
         _apply_fidelity(args)
+    elif args.fidelity_target is not None:
+        from nord.errors import SettingsError
+        raise SettingsError("--fidelity-target re-decides a fidelity study's recommendation; "
+                            "give the study with --fidelity-from too")
     explicit = {k: getattr(args, k) for k in _SEARCH_SETTINGS if getattr(args, k) is not None}
     if explicit.get("workers", 1) > 1 and "executor" not in explicit and not args.resume:
         explicit["executor"] = "process"  # --workers N alone means a local pool
@@ -135,8 +139,17 @@ def _apply_fidelity(args) -> None:
                                 f"recommendation holds for that one: leave --{name} out or "
                                 f"run nord study fidelity with --{name} {typed}")
         setattr(args, name, studied)
-    if args.space_option is None and study.get("space_options"):
-        args.space_option = list(study["space_options"].items())
+    studied_options = dict(study.get("space_options") or {})
+    if args.space_option is None:
+        args.space_option = list(studied_options.items()) or None
+    elif dict(args.space_option) != studied_options:
+        raise SettingsError(f"--space-option {dict(args.space_option)}: the fidelity study "
+                            f"measured the space with {studied_options}; leave --space-option "
+                            f"out or study the space with these options")
+    if args.batch_size is None:
+        args.batch_size = study.get("batch_size")
+    if args.fitness_split is None:
+        args.fitness_split = study.get("split")
     args.epochs, args.percentage = chosen.epochs, chosen.share
     print(f"fidelity from {args.fidelity_from}: {chosen.line()}")
 
@@ -151,6 +164,12 @@ def _described(out, architecture) -> str:
 
 def _report(args) -> int:
     from nord.analysis.report import write_report
+    from nord.studies.base import is_study, report_study
+    if is_study(args.run):
+        outcome = report_study(args.run)
+        print(outcome.text)
+        print("written: " + ", ".join(str(p) for p in outcome.files))
+        return 0
     path = write_report(args.run)
     print(f"report written to {path} (with best_so_far.png, fitness_ecdf.png)")
     return 0
@@ -333,8 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0, help="seed of the fresh weights")
     export.set_defaults(handler=_export)
 
-    report = command("report", help="plots and a Markdown summary of a run")
-    report.add_argument("run", help="run folder (the --out of nord search)")
+    report = command("report", help="plots and a Markdown summary of a run (a study's "
+                     "tables and figures, for a nord study folder)")
+    report.add_argument("run", help="run folder (the --out of nord search or nord study)")
     report.set_defaults(handler=_report)
 
     from nord.studies.commands import add_study_commands

@@ -73,6 +73,9 @@ def lilliefors(values, alpha: float = 0.05) -> TestResult:
             "the Lilliefors test comes from statsmodels: pip install 'nord[stats]' (or "
             "pip install statsmodels)") from error
     x = _sample(values, "the Lilliefors test", 5)
+    if np.unique(x).size < 2:
+        raise StatisticsInputError("the Lilliefors test is undefined for a constant sample "
+                                   "(no spread to compare with a normal one)")
     statistic, pvalue = statsmodels_lilliefors(x, dist="norm", pvalmethod="table")
     return TestResult("Lilliefors", float(statistic), float(pvalue), _alpha(alpha))
 

@@ -96,7 +96,13 @@ def _subset(x, y, subset):
             raise StatisticsInputError(f"a boolean subset needs one flag per architecture "
                                        f"({x.size}), got {index.size}")
         index = np.flatnonzero(index)
-    index = index.astype(int)
+    elif index.size and not np.issubdtype(index.dtype, np.integer):
+        raise StatisticsInputError(f"subset positions must be integers (or a boolean mask), "
+                                   f"got {index.dtype} values such as {index.ravel()[0]!r}")
+    index = index.astype(int).ravel()
+    if np.unique(index).size != index.size:
+        raise StatisticsInputError("subset positions must not repeat; give each architecture "
+                                   "once")
     if index.size and (index.min() < -x.size or index.max() >= x.size):
         raise StatisticsInputError(f"subset positions must lie in 0..{x.size - 1}, got "
                                    f"{index.min()}..{index.max()}")
@@ -104,6 +110,12 @@ def _subset(x, y, subset):
         raise StatisticsInputError(f"the subset holds {index.size} architectures; a rank "
                                    f"correlation needs at least 2")
     return x[index], y[index]
+
+
+def _half_up(percent: np.ndarray) -> np.ndarray:
+    """Nearest integer, halves up; the value is first rounded to 9 decimals, so that a
+    half stored a hair below (0.285 * 100 = 28.499999999999996) still goes up."""
+    return np.floor(np.round(percent, 9) + 0.5)
 
 
 def round_accuracies(values, unit: str = "fraction") -> np.ndarray:
@@ -115,9 +127,9 @@ def round_accuracies(values, unit: str = "fraction") -> np.ndarray:
             raise StatisticsInputError(
                 f"accuracies above 1 ({np.nanmax(x):g}) are not fractions; pass "
                 f"unit='percent' for accuracies in 0..100")
-        return np.floor(x * 100.0 + 0.5) / 100.0
+        return _half_up(x * 100.0) / 100.0
     if unit == "percent":
-        return np.floor(x + 0.5)
+        return _half_up(x)
     raise StatisticsInputError(f"unit is 'fraction' (0..1) or 'percent' (0..100), got {unit!r}")
 
 
@@ -159,6 +171,8 @@ def bootstrap_correlation(a, b, *, method: str = "tau", resamples: int = DEFAULT
         raise StatisticsInputError(f"confidence must lie in (0, 1), got {confidence}")
     if int(resamples) < 2:
         raise StatisticsInputError(f"resamples must be at least 2, got {resamples}")
+    if int(seed) < 0:
+        raise StatisticsInputError(f"seed must be 0 or more, got {seed}")
     x, y = _subset(*_pair(a, b), subset)
     statistic = _statistic(method)
     result = bootstrap((x, y), statistic, n_resamples=int(resamples), paired=True,

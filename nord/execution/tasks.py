@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from nord.errors import (DataNotFoundError, DescriptorError, MissingDependencyError,
-                         NotInTableError, OutOfSearchSpaceError, UnknownDatasetError)
+                         NotInTableError, OutOfSearchSpaceError, StudyError,
+                         UnknownDatasetError)
 
 __all__ = ["Task", "TaskResult", "run_task", "prepare_in_worker", "SETUP_ERRORS",
            "FAILED_FITNESS", "worker_name", "set_worker_device"]
@@ -27,8 +28,9 @@ __all__ = ["Task", "TaskResult", "run_task", "prepare_in_worker", "SETUP_ERRORS"
 #: fitness given to an evaluation that failed, as the thesis does
 FAILED_FITNESS = 0.0
 
-#: errors that stop the run instead of failing one candidate
-SETUP_ERRORS = (DataNotFoundError, MissingDependencyError, UnknownDatasetError)
+#: errors that stop the run instead of failing one candidate (a study's damaged trial
+#: among them: it would be recorded as an invalid result otherwise)
+SETUP_ERRORS = (DataNotFoundError, MissingDependencyError, UnknownDatasetError, StudyError)
 
 
 @dataclass(frozen=True)

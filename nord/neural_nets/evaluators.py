@@ -212,6 +212,11 @@ class LocalEvaluator:
         if score_at and not 1 <= score_at[0] <= score_at[-1] <= int(epochs):
             raise EvaluationError(f"score_at epochs must lie in 1..{epochs} (the epochs "
                                   f"trained), got {score_at}")
+        if score_at and self.lr_schedule is not None:
+            raise EvaluationError(f"score_at reads shorter budgets off one training, but the "
+                                  f"{self.lr_schedule!r} schedule depends on the total epochs "
+                                  f"(an epoch-e score would not be an e-epoch training's); "
+                                  f"train each budget separately or use lr_schedule=None")
         start = time.perf_counter()
         train_data, eval_data, split, augmentation = self._splits(config, data_percentage)
         net = net.to(self.device)

@@ -32,7 +32,7 @@ from nord.execution.store import EvaluationRecord, RunStore
 
 __all__ = ["Trial", "TrialSpace", "EnumerationStrategy", "Study", "StudyOutcome",
            "run_study", "check_resumable", "load_study_settings", "load_study_records",
-           "STUDY_META_KEY"]
+           "is_study", "report_study", "trials_fingerprint", "STUDY_META_KEY"]
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,6 @@ class Study(abc.ABC):
 
     #: the name ``nord study`` knows it by
     name = ""
-    #: whether a failed trial is a result (a training that diverged) rather than a
-    #: fault that stops the analysis
-    failures_allowed = False
 
     @abc.abstractmethod
     def settings(self) -> dict:
@@ -202,9 +199,18 @@ def load_study_settings(out, name: str) -> dict:
     return settings
 
 
+def trials_fingerprint(trials: Sequence[Mapping[str, Any]]) -> str:
+    """SHA-256 of a study's trial list, in order: a resume must walk the same list."""
+    text = json.dumps([dict(t) for t in trials], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def check_resumable(study: Study, out) -> None:
-    """The study in ``out`` must be ``study``'s kind, with the same settings."""
+    """The study in ``out`` must be ``study``'s kind, with the same settings and the
+    same trials (a NORD version that lists them otherwise cannot resume it)."""
     kept = load_study_settings(out, study.name)
+    with RunStore(Path(out) / "run.sqlite", create=False) as store:
+        fingerprint = store.meta()[STUDY_META_KEY].get("trials_sha256")
     given = _plain(study.settings())
     different = {k: (kept.get(k), v) for k, v in given.items() if kept.get(k) != v}
     different.update({k: (v, None) for k, v in kept.items() if k not in given})
@@ -213,6 +219,10 @@ def check_resumable(study: Study, out) -> None:
         raise SettingsError(f"the study in {out} was started with other settings ({detail}); "
                             f"resume with the settings it started with, or start a new study "
                             f"in another --out folder")
+    if fingerprint is not None and fingerprint != trials_fingerprint(study.trials()):
+        raise StudyError(f"the study in {out} lists other trials than these settings give "
+                         f"now (another NORD version, or other data); finish it with the "
+                         f"version that started it, or start a new study in another --out")
 
 
 def _plain(value):
@@ -241,7 +251,8 @@ def run_study(study: Study, out, resume: bool = False, executor: str = "serial",
     strategy = EnumerationStrategy(space)
     objective = study.objective()
     objective.prepare()
-    meta = {STUDY_META_KEY: {"name": study.name, "settings": _plain(study.settings())},
+    meta = {STUDY_META_KEY: {"name": study.name, "settings": _plain(study.settings()),
+                             "trials_sha256": trials_fingerprint(space.trials)},
             "space_settings": space.settings()}
     with run_folder(out, meta, resume) as (store, state):
         pool = make_executor(executor, objective, workers=workers, **executor_options)
@@ -253,20 +264,72 @@ def run_study(study: Study, out, resume: bool = False, executor: str = "serial",
         finally:
             pool.close()
         records = store.finished()
-    failed = [r for r in records if r.status not in ("ok", "cached")]
-    if failed and not study.failures_allowed:
-        first = failed[0]
-        raise StudyError(f"{len(failed)} of {len(records)} trials of the {study.name} study "
-                         f"failed (first: trial {first.id}, {first.status}: "
-                         f"{(first.error or '').splitlines()[0] if first.error else ''}); "
-                         f"the results of the others are kept in {out / 'run.sqlite'}")
-    outcome = study.analyse(records, out)
+    outcome = _analyse(study, records, out)
     outcome.summary = summary
+    return outcome
+
+
+def _analyse(study: Study, records, out: Path) -> StudyOutcome:
+    """Check the records, analyse them and write ``results.json``. A trial that
+    failed (an exception while evaluating it: a training that diverges is a
+    result, recorded by the study itself) stops the analysis, and so do results
+    that are not what the study writes (a store from elsewhere)."""
+    expected = len(study.trials())
+    if len(records) < expected:
+        raise StudyError(f"the {study.name} study in {out} holds {len(records)} of its "
+                         f"{expected} results; finish it with nord study {study.name} "
+                         f"--resume --out {out}")
+    failed = [r for r in records if r.status not in ("ok", "cached")]
+    if failed:
+        first = failed[0]
+        reason = (first.error or "").splitlines()[0] if first.error else "no reason recorded"
+        raise StudyError(f"{len(failed)} of {len(records)} trials of the {study.name} study "
+                         f"failed (first: trial {first.id}, {first.status}: {reason}); the "
+                         f"results of the others are kept in {out / 'run.sqlite'}: fix the "
+                         f"cause and start the study again in another --out")
+    try:
+        outcome = study.analyse(records, out)
+    except (KeyError, IndexError, TypeError, AttributeError) as error:
+        raise StudyError(f"the results in {out / 'run.sqlite'} are not what the "
+                         f"{study.name} study writes ({type(error).__name__}: {error}); the "
+                         f"store is damaged or from another NORD version: run the study "
+                         f"again in another --out") from error
     path = out / "results.json"
-    path.write_text(json.dumps(outcome.results, indent=2, sort_keys=True))
+    path.write_text(json.dumps(_finite(outcome.results), indent=2, sort_keys=True,
+                               allow_nan=False))
     if path not in outcome.files:
         outcome.files.append(path)
     return outcome
+
+
+def _finite(value):
+    """``value`` with every NaN or infinity replaced by ``None`` (standard JSON)."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def is_study(out) -> bool:
+    """Whether ``out`` holds a study's run store."""
+    path = Path(out) / "run.sqlite"
+    if not path.exists():
+        return False
+    with RunStore(path, create=False) as store:
+        return STUDY_META_KEY in store.meta()
+
+
+def report_study(out) -> StudyOutcome:
+    """Analyse the study stored in ``out`` again (tables, figures, results.json)."""
+    from nord.studies import STUDIES
+    name, settings, records = load_study_records(out)
+    if name not in STUDIES:
+        raise StudyError(f"{out} holds a {name!r} study, which this NORD does not know; "
+                         f"studies: {', '.join(STUDIES.names())}")
+    return _analyse(STUDIES[name].from_settings(settings), records, Path(out))
 
 
 def load_study_records(out) -> tuple:

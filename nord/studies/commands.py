@@ -72,6 +72,8 @@ def _nasbench101_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     parser.add_argument("--table", default=None, help="NAS-Bench-101 table (default: found "
                         "through $NORD_DATA; nasbench_full.tfrecord adds the 108PTG baseline)")
+    parser.add_argument("--distinct-runs", action="store_true", default=None,
+                        help="the 108PTG never draws the FTG's own run (the thesis's may)")
 
 
 def _ranking_flags(parser: argparse.ArgumentParser) -> None:
@@ -119,14 +121,14 @@ def _fidelity_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, nargs="+", default=None,
                         help="epoch budgets (default 1 2 4)")
     parser.add_argument("--shares", type=float, nargs="+", default=None,
-                        help="shares of the training set (default 0.02 0.05)")
+                        help="shares of the training set (default 0.01 0.02)")
     parser.add_argument("--optimizer", default=None, help="optimizer (default adam)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 64")
     parser.add_argument("--split", choices=["validation", "test"], default=None,
                         help="where accuracies are measured (default validation)")
     parser.add_argument("--validation-fraction", type=float, default=None,
                         help="share of the training set held out as validation split "
-                        "(default 0.1)")
+                        "(default 0.02)")
     parser.add_argument("--target", type=float, default=None,
                         help="the tau a budget must reach (default 0.75)")
     parser.add_argument("--resamples", type=int, default=None,
@@ -167,7 +169,8 @@ STUDY_FLAGS: Dict[str, tuple] = {
     "fidelity": (_fidelity_flags, _with_space_options(FIDELITY_SETTINGS)),
     "ranking": (_ranking_flags, _with_space_options(RANKING_SETTINGS)),
     "nasbench101-epochs": (_nasbench101_flags,
-                           lambda args: _typed(args, ("samples", "resamples", "seed", "table"))),
+                           lambda args: _typed(args, ("samples", "resamples", "seed", "table",
+                                                      "distinct_runs"))),
 }
 
 

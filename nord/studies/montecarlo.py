@@ -167,7 +167,8 @@ def builtin_sga(fitness: np.ndarray, generations: int, repeats: int,
                 rng: np.random.Generator, population: int = 10, crossover: float = 0.9,
                 mutation: float = 0.02, tournament: int = 2) -> np.ndarray:
     """pygmo's ``sga`` (exponential crossover, per-gene uniform integer mutation,
-    tournament selection, elitist reinsertion) minimising ``fitness`` over its
+    tournament selection among distinct individuals, elitist reinsertion; as
+    pagmo's ``sga.cpp`` does them) minimising ``fitness`` over its
     mesh indices, ``repeats`` independent runs at once; the flat index of each
     run's champion."""
     shape = np.shape(fitness)
@@ -179,18 +180,19 @@ def builtin_sga(fitness: np.ndarray, generations: int, repeats: int,
     rows = np.arange(runs)[:, None]
     genes = np.arange(dims)
     for _ in range(int(generations)):
-        # selection: each slot the best of `tournament` individuals drawn with repetition
-        drawn = rng.integers(0, size, (runs, size, int(tournament)))
+        # selection: each slot the best of `tournament` distinct individuals
+        drawn = np.argsort(rng.random((runs, size, size)), axis=-1)[..., :int(tournament)]
         winner = np.take_along_axis(drawn, np.argmin(f[rows[..., None], drawn], -1)[..., None],
                                     -1)[..., 0]
         parents = x[rows, winner]
-        # exponential crossover with a random other selected individual
+        # exponential crossover with a random other selected individual: from a random
+        # gene on, the partner's genes are copied, the first always, each next one with
+        # probability `crossover`
         partner = (np.arange(size) + rng.integers(1, size, (runs, size))) % size
         start = rng.integers(0, dims, (runs, size))
         length = np.minimum(dims, rng.geometric(1.0 - crossover, (runs, size))
                             if crossover < 1.0 else dims)
-        crossed = (rng.random((runs, size)) < crossover)[..., None] & (
-            (genes - start[..., None]) % dims < length[..., None])
+        crossed = (genes - start[..., None]) % dims < length[..., None]
         children = np.where(crossed, parents[rows, partner], parents)
         # mutation: each gene with probability `mutation` redrawn uniformly
         mutated = rng.random((runs, size, dims)) < mutation
@@ -300,8 +302,7 @@ class MonteCarloObjective(Objective):
         p = trial.params
         started = time.perf_counter()
         original, searched, achieved, scale = self.mesh(p["dims"], p["tau"])
-        rng = np.random.default_rng(_seed(self.seed, p["dims"], round(1000 * (p["tau"] or 1)),
-                                          p["generations"]))
+        rng = np.random.default_rng(_seed(self.seed, p["dims"], p["space"], p["generations"]))
         if self.encoding == "flat":  # one gene: the index into the mesh laid out flat
             searched = searched.ravel()
         champions = ENGINES[self.engine](searched, p["generations"], p["repeats"], rng)
@@ -365,6 +366,10 @@ class MonteCarloStudy(Study):
             if n ** d > 50_000_000 or n < 2:
                 raise SettingsError(f"{n} points per axis in {d}-D: choose 2 or more, and at "
                                     f"most 5*10^7 points in all")
+        if int(self.seed) < 0:
+            raise SettingsError(f"seed must be 0 or more, got {self.seed}")
+        if len(set(self.taus)) != len(self.taus):
+            raise SettingsError(f"taus must differ from each other, got {list(self.taus)}")
         if self.engine == "auto":
             self.engine = "pygmo" if pygmo_available() else "builtin"
         if self.engine not in ENGINES:
@@ -392,8 +397,9 @@ class MonteCarloStudy(Study):
         return [None, *self.taus]
 
     def trials(self) -> List[dict]:
-        return [{"dims": d, "tau": tau, "generations": g, "repeats": self.repeats}
-                for d in self.dims for tau in self.spaces() for g in self.generations]
+        return [{"dims": d, "tau": tau, "space": i, "generations": g, "repeats": self.repeats}
+                for d in self.dims for i, tau in enumerate(self.spaces())
+                for g in self.generations]
 
     def objective(self) -> MonteCarloObjective:
         return MonteCarloObjective(self.points, self.engine, self.seed, self.tolerance,

@@ -10,9 +10,10 @@ bootstrap (800 resamples by default), its standard error and percentile
 interval, and Lilliefors' test of whether the bootstrap distribution is
 normal (so that the standard error gives the interval, §5.3.2).
 
-The 108PTG against FTG comparison (two independent runs of the same cells at
-108 epochs: the noise floor of re-training, 0.89 raw and 0.94 rounded in the
-thesis) needs a table with several runs per cell, as the official
+The 108PTG against FTG comparison (a second draw of the same cells' 108-epoch
+runs, independent of the FTG's: the noise floor of re-training, 0.89 raw and
+0.94 rounded in the thesis; ``distinct_runs=True`` never draws the FTG's own
+run) needs a table with several runs per cell, as the official
 ``nasbench_full.tfrecord`` holds (three). The shipped 30k subset holds one run
 per cell: there the 108PTG trial is not run and the output says so, rather
 than compare a run with itself (tau 1).
@@ -36,7 +37,7 @@ from nord.execution.objectives import Objective, Outcome
 from nord.studies.base import Study, StudyOutcome, Trial
 
 __all__ = ["NASBench101EpochsStudy", "NASBench101EpochsObjective", "sample_groups",
-           "THESIS_TAUS"]
+           "usable_cells", "THESIS_TAUS"]
 
 #: the thesis's taus against FTG (108 epochs): raw (Figure 5.9) and rounded (§5.5)
 THESIS_TAUS = {("36", False): 0.76, ("36", True): 0.808, ("108", False): 0.89,
@@ -49,18 +50,25 @@ def _table(path):
     return NASBench_101Evaluator(path)
 
 
+def usable_cells(counts: np.ndarray) -> np.ndarray:
+    """Rows of the cells with a run at every budget (the ones a study samples)."""
+    return np.flatnonzero(np.all(counts > 0, axis=1))
+
+
 def sample_groups(runs: np.ndarray, counts: np.ndarray, epochs: Sequence[int],
-                  samples: int, seed: int) -> Dict[str, np.ndarray]:
+                  samples: int, seed: int,
+                  distinct_runs: bool = False) -> Dict[str, np.ndarray]:
     """The sampled accuracies: ``{'FTG': ..., '4': ..., ..., '108': ...}``.
 
     Draws ``samples`` cells with replacement (among those with a run at every
-    budget), then for each draw one run per group: the FTG's 108-epoch run and,
-    independently, each PTG's. ``'108'`` (the 108PTG) is included only when
-    cells hold more than one run at 108 epochs; it is then drawn among the runs
-    other than the FTG's, so the two are always independent trainings."""
+    budget), then for each draw one run per group, independently: the FTG's
+    108-epoch run and each PTG's. ``'108'`` (the 108PTG) is included only when
+    the cells hold more than one run at 108 epochs; as in the thesis it may
+    draw the FTG's own run (a one-in-three chance with three runs, §5.3.2),
+    unless ``distinct_runs`` asks for another run than the FTG's."""
     rng = np.random.default_rng(int(seed))
     full = list(epochs).index(108)
-    usable = np.flatnonzero(np.all(counts > 0, axis=1))
+    usable = usable_cells(counts)
     if usable.size < 2:
         raise SettingsError("the NAS-Bench-101 table holds fewer than 2 cells with runs at "
                             "every budget; load a table with 4/12/36/108-epoch runs")
@@ -80,7 +88,7 @@ def sample_groups(runs: np.ndarray, counts: np.ndarray, epochs: Sequence[int],
     for b, budget in enumerate(epochs):
         if budget == 108:
             if np.all(counts[cells, full] > 1):
-                groups["108"] = runs[cells, full, pick(full, ftg_run)]
+                groups["108"] = runs[cells, full, pick(full, ftg_run if distinct_runs else None)]
             continue
         groups[str(budget)] = runs[cells, b, pick(b)]
     return groups
@@ -91,9 +99,11 @@ class NASBench101EpochsObjective(Objective):
 
     name = "nasbench101-epochs"
 
-    def __init__(self, path, samples: int, seed: int, resamples: int) -> None:
+    def __init__(self, path, samples: int, seed: int, resamples: int,
+                 distinct_runs: bool = False) -> None:
         self.path = None if path is None else str(path)
         self.samples, self.seed, self.resamples = int(samples), int(seed), int(resamples)
+        self.distinct_runs = bool(distinct_runs)
         self._groups = None
 
     def __getstate__(self) -> dict:
@@ -105,7 +115,8 @@ class NASBench101EpochsObjective(Objective):
         if self._groups is None:
             table = self.evaluator
             runs, counts = table.accuracy_runs(ACCURACY)
-            self._groups = sample_groups(runs, counts, table.epochs, self.samples, self.seed)
+            self._groups = sample_groups(runs, counts, table.epochs, self.samples, self.seed,
+                                         self.distinct_runs)
         return self._groups
 
     def _make_evaluator(self):
@@ -138,7 +149,7 @@ class NASBench101EpochsObjective(Objective):
 
     def settings(self) -> dict:
         return {"path": self.path, "samples": self.samples, "seed": self.seed,
-                "resamples": self.resamples}
+                "resamples": self.resamples, "distinct_runs": self.distinct_runs}
 
 
 @dataclass
@@ -149,6 +160,7 @@ class NASBench101EpochsStudy(Study):
     resamples: int = DEFAULT_RESAMPLES
     seed: int = 0
     table: Optional[str] = None
+    distinct_runs: bool = False
 
     name = "nasbench101-epochs"
 
@@ -158,6 +170,8 @@ class NASBench101EpochsStudy(Study):
                                 f"{self.samples}")
         if int(self.resamples) < 10:
             raise SettingsError(f"resamples must be at least 10, got {self.resamples}")
+        if int(self.seed) < 0:
+            raise SettingsError(f"seed must be 0 or more, got {self.seed}")
         self.samples, self.resamples, self.seed = (int(self.samples), int(self.resamples),
                                                    int(self.seed))
         self._loaded = None
@@ -171,11 +185,14 @@ class NASBench101EpochsStudy(Study):
     def repeats_per_cell(self) -> int:
         table = self.loaded()
         _, counts = table.accuracy_runs(ACCURACY)
-        return int(counts[:, list(table.epochs).index(108)].min())
+        usable = usable_cells(counts)
+        if usable.size == 0:
+            return 0
+        return int(counts[usable, list(table.epochs).index(108)].min())
 
     def settings(self) -> dict:
         return {"samples": self.samples, "resamples": self.resamples, "seed": self.seed,
-                "table": self.table}
+                "table": self.table, "distinct_runs": bool(self.distinct_runs)}
 
     def groups(self) -> List[str]:
         table = self.loaded()
@@ -186,7 +203,8 @@ class NASBench101EpochsStudy(Study):
         return [{"group": g, "rounded": r} for g in self.groups() for r in (False, True)]
 
     def objective(self) -> NASBench101EpochsObjective:
-        return NASBench101EpochsObjective(self.table, self.samples, self.seed, self.resamples)
+        return NASBench101EpochsObjective(self.table, self.samples, self.seed, self.resamples,
+                                          self.distinct_runs)
 
     def analyse(self, records, folder: Path) -> StudyOutcome:
         cells = {}

@@ -24,7 +24,8 @@ chapter 4's (``'chapter4'``: one network evolved generation by generation,
 :func:`~nord.design.spaces.deepneat.evolve_lineage`, Table 4.1's settings);
 ``space_options`` change the DeepNEAT space (``{'filters': [8, 16]}``).
 A training that diverges is a result, not a fault: its accuracy counts as 0
-from the epoch it failed (the thesis's fitness of failed networks).
+from the epoch it failed (the thesis's fitness of failed networks); a trial
+that raises stops the analysis.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from nord.errors import SettingsError, StatisticsInputError
+from nord.errors import SettingsError, StatisticsInputError, StudyError
 from nord.execution.objectives import Objective, Outcome
 from nord.studies.base import Study, StudyOutcome, Trial
 
@@ -131,10 +132,19 @@ def accuracy_lists(records, optimizers: Sequence[str], budgets: Sequence[int],
     lists = {f"{o}_{b}": np.full(architectures, np.nan) for o in optimizers for b in budgets}
     for record in records:
         params = Trial.from_json(record.descriptor).params
-        accuracy = (record.metrics or {}).get("accuracy", {})
+        optimizer, index = params.get("optimizer"), params.get("architecture")
+        accuracy = (record.metrics or {}).get("accuracy")
+        if (optimizer not in optimizers or not isinstance(index, int)
+                or not 0 <= index < architectures or not isinstance(accuracy, dict)):
+            raise StudyError(f"trial {record.id} of the store ({optimizer!r}, architecture "
+                             f"{index!r}) is not one of this study's; the store is damaged or "
+                             f"from other settings: run the study in another --out")
         for b in budgets:
-            lists[f"{params['optimizer']}_{b}"][params["architecture"]] = accuracy.get(
-                str(b), 0.0)
+            value = accuracy.get(str(b))
+            if not isinstance(value, (int, float)):
+                raise StudyError(f"trial {record.id} holds no accuracy after {b} epochs; the "
+                                 f"store is damaged: run the study in another --out")
+            lists[f"{optimizer}_{b}"][index] = float(value)
     missing = [name for name, values in lists.items() if np.isnan(values).any()]
     if missing:
         raise StatisticsInputError(f"the study's store lacks results for {missing[:5]}; "
@@ -169,7 +179,6 @@ class RankingStudy(Study):
     _genomes: Optional[list] = field(default=None, repr=False, compare=False)
 
     name = "ranking"
-    failures_allowed = True
 
     def __post_init__(self) -> None:
         from nord.data_curators.splits import check_percentage
@@ -197,6 +206,8 @@ class RankingStudy(Study):
                                 f"{self.youngest}")
         if int(self.resamples) < 10:
             raise SettingsError(f"resamples must be at least 10, got {self.resamples}")
+        if int(self.seed) < 0:
+            raise SettingsError(f"seed must be 0 or more, got {self.seed}")
 
     def settings(self) -> dict:
         return {"architectures": self.architectures, "optimizers": list(self.optimizers),
@@ -241,16 +252,20 @@ class RankingStudy(Study):
         return int(self.youngest or min(10, max(2, self.architectures // 2)))
 
     def tables(self, lists: Dict[str, np.ndarray]) -> Dict[str, Any]:
-        """The tau tables of the heatmaps: ``raw``, ``rounded``, ``bootstrap`` (of the
-        rounded accuracies, with standard errors) and ``subset``."""
+        """The tau tables of the heatmaps: ``raw`` (Figure 4.4), ``rounded``,
+        ``bootstrap_raw`` (Figure 5.6), ``bootstrap`` (rounded accuracies, Figure 5.7;
+        its standard errors Figure 5.8) and ``subset`` (raw, Figure 4.5)."""
         from nord.analysis.ranking import (CorrelationTable, correlation_table, kendall_tau,
-                                           round_accuracies, top_fraction, youngest)
+                                           top_fraction, youngest)
         full = max(self.budgets)
         rows = {f"{o}_{full}": lists[f"{o}_{full}"] for o in self.optimizers}
         columns = {f"{o}_{b}": lists[f"{o}_{b}"] for o in self.optimizers
                    for b in self.budgets if b != full}
         tables = {"raw": correlation_table(rows, columns),
                   "rounded": correlation_table(rows, columns, rounded=True),
+                  "bootstrap_raw": correlation_table(rows, columns, bootstrap=True,
+                                                     resamples=int(self.resamples),
+                                                     seed=int(self.seed)),
                   "bootstrap": correlation_table(rows, columns, rounded=True, bootstrap=True,
                                                  resamples=int(self.resamples),
                                                  seed=int(self.seed))}
@@ -260,7 +275,7 @@ class RankingStudy(Study):
             subset = (youngest(np.arange(self.architectures), self.youngest_k())
                       if self.scheme == "chapter4" else top_fraction(x, 0.5))
             for j, y in enumerate(columns.values()):
-                result = kendall_tau(round_accuracies(x), round_accuracies(y), subset=subset)
+                result = kendall_tau(x, y, subset=subset)
                 values[i, j], pvalues[i, j] = result.statistic, result.pvalue
         tables["subset"] = CorrelationTable(list(rows), list(columns), values, pvalues)
         return tables
@@ -269,12 +284,13 @@ class RankingStudy(Study):
         from nord.analysis.figures import draw_heatmap
         lists = accuracy_lists(records, self.optimizers, self.budgets, self.architectures)
         tables = self.tables(lists)
-        failed = sum(1 for r in records if r.status != "ok" or (r.metrics or {}).get("failed"))
+        failed = sum(1 for r in records if (r.metrics or {}).get("failed"))
         files = []
         titles = {"raw": "Kendall tau-b, FTG (rows) against PTGs (columns)",
                   "rounded": "Kendall tau-b, accuracies rounded to the integer percent",
+                  "bootstrap_raw": f"bootstrap tau-b ({self.resamples} resamples)",
                   "bootstrap": f"bootstrap tau-b ({self.resamples} resamples), rounded",
-                  "subset": f"tau-b (rounded) on {self.subset_rule()}"}
+                  "subset": f"tau-b on {self.subset_rule()}"}
         for kind, table in tables.items():
             path = folder / f"tau_{kind}.png"
             draw_heatmap(table.values, _labels(table.rows), _labels(table.columns),
@@ -334,10 +350,16 @@ class RankingStudy(Study):
             lines.append(f"| {_label(row)} | " + " | ".join(
                 "–" if not np.isfinite(v) else f"{v:.2f}±{e:.2f}"
                 for v, e in zip(boot.values[i], boot.standard_errors[i])) + " |")
-        best = np.nanargmax(np.where(np.isfinite(boot.values), boot.values, -np.inf))
-        i, j = np.unravel_index(best, boot.values.shape)
-        lines += ["", f"Highest: {_label(boot.rows[i])} against {_label(boot.columns[j])}, "
-                  f"tau {boot.values[i, j]:.3f} ± {boot.standard_errors[i, j]:.3f}"]
+        if np.isfinite(boot.values).any():
+            best = np.nanargmax(np.where(np.isfinite(boot.values), boot.values, -np.inf))
+            i, j = np.unravel_index(best, boot.values.shape)
+            lines += ["", f"Highest: {_label(boot.rows[i])} against {_label(boot.columns[j])}"
+                      f", tau {boot.values[i, j]:.3f} ± {boot.standard_errors[i, j]:.3f}"]
+        else:
+            lines += ["", "No tau is defined: every ranking is one tie (constant accuracies)"]
+        lines += ["", "Each budget is read off its optimizer's one training run, so a PTG and "
+                  "its FTG share initial weights and data order (the thesis trained each budget "
+                  "anew): same-optimizer taus are higher than independent trainings would give."]
         return "\n".join(lines)
 
     def draw_distributions(self, lists, path: Path) -> Path:

@@ -34,6 +34,8 @@ def test_tau_b_with_ties_equals_scipy():
 def test_rounding_to_integer_percent():
     assert round_accuracies([0.4249, 0.4251, 0.9999]).tolist() == [0.42, 0.43, 1.0]
     assert round_accuracies([42.5, 43.5, 43.49], unit="percent").tolist() == [43, 44, 43]
+    # halves that floating point stores a hair below (0.285 * 100 = 28.499999999999996)
+    assert round_accuracies([0.145, 0.285, 0.565, 0.575]).tolist() == [0.15, 0.29, 0.57, 0.58]
     with pytest.raises(StatisticsInputError, match="unit='percent'"):
         round_accuracies([42.5])
     # rounding merges near-equal accuracies into ties, which tau-b accounts for
@@ -108,6 +110,12 @@ def test_bad_input_is_refused_clearly():
         correlation_table({"opt_50": [1, 2, 3]}, {"opt_1": [1, 2]})
     with pytest.raises(StatisticsInputError, match="k must lie in 2..3"):
         youngest([0, 1, 2], 5)
+    with pytest.raises(StatisticsInputError, match="integers"):
+        kendall_tau([1, 2, 3], [1, 2, 3], subset=[0.7, 1.9])
+    with pytest.raises(StatisticsInputError, match="must not repeat"):
+        kendall_tau([1, 2, 3], [1, 2, 3], subset=[0, 0, 1])
+    with pytest.raises(StatisticsInputError, match="constant"):
+        lilliefors([0.5] * 10)
     assert issubclass(StatisticsInputError, UsageError)
 
 

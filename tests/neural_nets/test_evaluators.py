@@ -212,7 +212,12 @@ def test_scores_read_off_one_run_equal_shorter_trainings(configs, optimizer):
         assert long.checkpoints[epochs]["accuracy"] == short.metrics["accuracy"]
         assert long.checkpoints[epochs]["loss"] == short.loss
     assert long.checkpoints[3]["accuracy"] == long.metrics["accuracy"]
+    plain = evaluator.descriptor_evaluate(small_cnn(), 3, "stripes")  # checkpoints change nothing
+    assert (plain.loss, plain.metrics) == (long.loss, long.metrics)
     seconds = [long.checkpoints[e]["train_seconds"] for e in (1, 2, 3)]
     assert 0 < seconds[0] < seconds[1] < seconds[2] <= long.train_seconds + 1e-6
     with pytest.raises(EvaluationError, match="score_at epochs must lie in 1..3"):
         evaluator.descriptor_evaluate(small_cnn(), 3, "stripes", score_at=(4,))
+    scheduled = LocalEvaluator(optimizer, configs=configs, lr_schedule="cosine")
+    with pytest.raises(EvaluationError, match="depends on the total epochs"):
+        scheduled.descriptor_evaluate(small_cnn(), 3, "stripes", score_at=(1,))

@@ -78,6 +78,11 @@ def test_a_tiny_fidelity_study_and_a_search_that_uses_it(tmp_path, capsys):
                  "--quiet", "--out", str(tmp_path / "s3")]) == 1
     assert "no reduced budget reaches tau 0.999" in capsys.readouterr().err
     assert json.loads((study_dir / "results.json").read_text())["settings"]["target"] == 0.2
+    assert stored["objective_options"]["split"] == "validation"  # the study's split and batch
+    assert stored["objective_options"]["batch_size"] == 32
+    assert main(["search", "--fidelity-target", "0.5", "--quiet",
+                 "--out", str(tmp_path / "s4")]) == 2
+    assert "give the study with --fidelity-from" in capsys.readouterr().err
 
 
 def test_empty_and_foreign_folders_are_refused(tmp_path):

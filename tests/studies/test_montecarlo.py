@@ -143,3 +143,6 @@ def test_command_line(tmp_path, capsys):
                  "--repeats", "7"]) == 2
     assert "repeats: stored 5, given 7" in capsys.readouterr().err
     assert main(args[:2] + ["--taus", "1.5", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    (out / "montecarlo_table.md").unlink()
+    assert main(["report", str(out)]) == 0  # a study's report is its analysis, redone
+    assert "E(τ=0.8)" in capsys.readouterr().out and (out / "montecarlo_table.md").exists()

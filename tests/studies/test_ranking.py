@@ -30,6 +30,11 @@ def tiny(**options):
     return RankingStudy(**settings)
 
 
+def half_up(fractions):
+    """Integer percent, halves up (0.285 -> 29: rounded to 9 decimals first)."""
+    return np.floor(np.round(np.asarray(fractions) * 100, 9) + 0.5)
+
+
 def stored_lists(out):
     lists = {}
     with RunStore(Path(out) / "run.sqlite", create=False) as store:
@@ -46,16 +51,16 @@ def test_tau_matrix_equals_scipy_on_the_stored_accuracies(tmp_path):
     assert len(study.trials()) == 12
     outcome = run_study(study, tmp_path / "rank")
     lists = stored_lists(tmp_path / "rank")
+    assert all(np.unique(v).size >= 3 for v in lists.values())  # rankings, not one tie
     tau = outcome.results["tau"]
     assert tau["raw"]["rows"] == ["adam_2", "sgd_2"]
     assert tau["raw"]["columns"] == ["adam_1", "sgd_1"]
     for i, row in enumerate(tau["raw"]["rows"]):
         for j, column in enumerate(tau["raw"]["columns"]):
             raw = scipy.stats.kendalltau(lists[row], lists[column]).statistic
-            rounded = scipy.stats.kendalltau(np.floor(lists[row] * 100 + 0.5),
-                                             np.floor(lists[column] * 100 + 0.5)).statistic
-            young = scipy.stats.kendalltau(np.floor(lists[row][3:] * 100 + 0.5),
-                                           np.floor(lists[column][3:] * 100 + 0.5)).statistic
+            rounded = scipy.stats.kendalltau(half_up(lists[row]),
+                                             half_up(lists[column])).statistic
+            young = scipy.stats.kendalltau(lists[row][3:], lists[column][3:]).statistic
             for kind, expected in (("raw", raw), ("rounded", rounded), ("subset", young)):
                 got = tau[kind]["values"][i][j]
                 if np.isnan(expected):
@@ -65,7 +70,11 @@ def test_tau_matrix_equals_scipy_on_the_stored_accuracies(tmp_path):
     assert len(tau["bootstrap"]["standard_errors"]) == 2
     means = outcome.results["mean_accuracy"]
     assert means["adam"]["2"] == pytest.approx(100 * lists["adam_2"].mean())
+    booted = tau["bootstrap_raw"]["values"]
+    assert all(abs(booted[i][j] - tau["raw"]["values"][i][j]) < 0.5
+               for i in range(2) for j in range(2) if booted[i][j] is not None)
     for name in ("tau_raw.png", "tau_rounded.png", "tau_bootstrap.png", "tau_bootstrap_se.png",
+                 "tau_bootstrap_raw.png",
                  "tau_subset.png", "accuracy_distributions.png", "ranking_study.md"):
         assert (tmp_path / "rank" / name).stat().st_size > 100
     assert "table 5.3" in outcome.text and "table 4.2" in outcome.text
