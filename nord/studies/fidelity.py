@@ -285,29 +285,13 @@ class FidelityStudy(Study):
         text = "\n".join(lines)
         path = folder / "fidelity.md"
         path.write_text(text + "\n")
-        return StudyOutcome(text, [path, self.draw(rows, folder / "fidelity.png")], results)
+        figure = self.budgets_figure(rows, folder / "fidelity.png")
+        return StudyOutcome(text, [path, figure], results)
 
-    def draw(self, rows, path: Path) -> Path:
+    def budgets_figure(self, rows, path: Path) -> Path:
         """Tau against cost ratio, one point per budget, the target as a line."""
-        from matplotlib.figure import Figure
-        figure = Figure(figsize=(6.5, 4.5))
-        axes = figure.subplots()
-        for r in rows:
-            if r["tau"] is None or r["cost_ratio"] is None:
-                continue
-            axes.errorbar(r["cost_ratio"], r["tau"], yerr=r["standard_error"], fmt="o",
-                          color="C0")
-            axes.annotate(f"{r['epochs']} ep, {100 * r['share']:g} %",
-                          (r["cost_ratio"], r["tau"]), fontsize="x-small",
-                          xytext=(4, 4), textcoords="offset points")
-        axes.axhline(self.target, color="C3", linestyle="--", label=f"target {self.target:g}")
-        axes.set_xscale("log")
-        axes.set_xlabel("training time relative to the largest budget")
-        axes.set_ylabel("bootstrap tau-b against the largest (rounded)")
-        axes.set_title(f"{self.space} on {self.dataset}")
-        axes.legend()
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
+        from nord.studies.figures import draw_fidelity_budgets
+        draw_fidelity_budgets(rows, self.target, f"{self.space} on {self.dataset}", path)
         return path
 
 

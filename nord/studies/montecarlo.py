@@ -456,25 +456,18 @@ class MonteCarloStudy(Study):
             f"Achieved tau (whole mesh): {achieved_text}"])
         files = [folder / "montecarlo_table.md"]
         files[0].write_text(text + "\n")
-        files.append(self.draw_rastrigin(folder / "rastrigin_2d.png"))
+        files.append(self.rastrigin_figure(folder / "rastrigin_2d.png"))
         results["settings"] = self.settings()
         return StudyOutcome(text, files, results)
 
-    def draw_rastrigin(self, path: Path) -> Path:
-        """Figures 4.6/5.4: the 2-D Rastrigin mesh and its noisy copy."""
-        from matplotlib.figure import Figure
+    def rastrigin_figure(self, path: Path) -> Path:
+        """Figures 4.6/5.4: the 2-D mesh and its noisy copy at tau 0.738 (Figure 4.6's)
+        when the study has a tau of 0.75, else at its middle tau."""
+        from nord.studies.figures import draw_rastrigin
         points = self.points.get(2, DEFAULT_POINTS[2])
         tau = 0.738 if 0.75 in self.taus else self.taus[len(self.taus) // 2]
         original = rastrigin_mesh(2, points)
         noisy, achieved, _ = perturb_to_tau(original, tau, _seed(self.seed, 2), self.tolerance,
                                             self.noise_on)
-        figure = Figure(figsize=(9, 4))
-        for axes, values, title in zip(figure.subplots(1, 2), (original, noisy),
-                                       ("original", f"perturbed, τ = {achieved:.3f}")):
-            image = axes.imshow(values, cmap="gray", origin="lower",
-                                extent=(-RASTRIGIN_BOUND, RASTRIGIN_BOUND) * 2)
-            axes.set_title(f"Rastrigin 2-D {points}×{points}, {title}")
-            figure.colorbar(image, ax=axes, shrink=0.8)
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
+        draw_rastrigin(original, noisy, achieved, RASTRIGIN_BOUND, path)
         return path

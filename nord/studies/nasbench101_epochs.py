@@ -241,46 +241,27 @@ class NASBench101EpochsStudy(Study):
         text = "\n".join(lines)
         files = [folder / "nasbench101_epochs.md"]
         files[0].write_text(text + "\n")
-        files.append(self.draw_distributions(cells, folder / "nasbench101_accuracies.png"))
-        files.append(self.draw_bootstrap(cells, folder / "nasbench101_bootstrap.png"))
+        files += self.figures(cells, folder)
         results["settings"] = self.settings()
         return StudyOutcome(text, files, results)
 
-    def draw_distributions(self, cells, path: Path) -> Path:
-        """Figure 5.9: accuracy distributions of each PTG and the FTG, with taus."""
-        from matplotlib.figure import Figure
+    def figures(self, cells, folder: Path) -> List[Path]:
+        """Figure 5.9 (accuracy distributions, with each PTG's tau) and Figures
+        5.10/5.11 (bootstrap distributions, raw and rounded)."""
+        from nord.studies.figures import draw_accuracy_histograms, draw_bootstrap_distributions
         groups = self.objective().groups()
-        figure = Figure(figsize=(8, 4.5))
-        axes = figure.subplots()
-        bins = np.linspace(0.0, 1.0, 81)
-        for name, values in groups.items():
-            label = name if name == "FTG" else (
-                f"{name}PTG (τ={cells[(name, False)]['tau']:.3f})")
-            axes.hist(values, bins=bins, histtype="step", linewidth=1.5, label=label)
-        axes.set_xlabel("validation accuracy")
-        axes.set_ylabel("sampled architectures")
-        axes.set_title(f"NAS-Bench-101: {self.samples:,} architectures sampled with "
-                       f"replacement")
-        axes.legend(loc="upper left")
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
-        return path
-
-    def draw_bootstrap(self, cells, path: Path) -> Path:
-        """Figures 5.10/5.11: bootstrap distributions of tau, raw and rounded."""
-        from matplotlib.figure import Figure
-        groups = self.groups()
-        figure = Figure(figsize=(3.2 * len(groups), 5.5))
-        grid = figure.subplots(2, len(groups), squeeze=False)
-        for row, rounded in enumerate((False, True)):
-            for column, group in enumerate(groups):
-                m, axes = cells[(group, rounded)], grid[row][column]
-                axes.hist(m["distribution"], bins=30, color=f"C{column}")
-                axes.set_title(f"{group}PTG, {'rounded' if rounded else 'raw'} "
-                               f"[{m['standard_error']:.2e}]", fontsize="medium")
-                axes.tick_params(labelsize="small")
-                if row == 1:
-                    axes.set_xlabel("bootstrap tau-b against FTG")
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
-        return path
+        labelled = {(name if name == "FTG" else
+                     f"{name}PTG (τ={cells[(name, False)]['tau']:.3f})"): values
+                    for name, values in groups.items()}
+        histograms, bootstrap = (folder / "nasbench101_accuracies.png",
+                                 folder / "nasbench101_bootstrap.png")
+        draw_accuracy_histograms(labelled, "validation accuracy",
+                                 f"NAS-Bench-101: {self.samples:,} architectures sampled "
+                                 f"with replacement", histograms, np.linspace(0.0, 1.0, 81))
+        kinds = {"raw": False, "rounded": True}
+        draw_bootstrap_distributions(
+            {kind: {f"{g}PTG": cells[(g, r)]["distribution"] for g in self.groups()}
+             for kind, r in kinds.items()},
+            {kind: {f"{g}PTG": cells[(g, r)]["standard_error"] for g in self.groups()}
+             for kind, r in kinds.items()}, bootstrap)
+        return [histograms, bootstrap]

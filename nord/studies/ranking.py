@@ -302,7 +302,7 @@ class RankingStudy(Study):
                      "bootstrap standard error of tau-b (rounded)", path, value_range=None,
                      colormap="magma_r")
         files.append(path)
-        files.append(self.draw_distributions(lists, folder / "accuracy_distributions.png"))
+        files.append(self.distributions_figure(lists, folder / "accuracy_distributions.png"))
         text = self.report(lists, tables, records, failed)
         files.insert(0, folder / "ranking_study.md")
         files[0].write_text(text + "\n")
@@ -362,21 +362,14 @@ class RankingStudy(Study):
                   "anew): same-optimizer taus are higher than independent trainings would give."]
         return "\n".join(lines)
 
-    def draw_distributions(self, lists, path: Path) -> Path:
+    def distributions_figure(self, lists, path: Path) -> Path:
         """Figure 5.5: accuracies after each budget, all optimizers pooled."""
-        from matplotlib.figure import Figure
-        figure = Figure(figsize=(8, 4.5))
-        axes = figure.subplots()
-        for b in self.budgets:
-            pooled = 100 * np.concatenate([lists[f"{o}_{b}"] for o in self.optimizers])
-            axes.hist(pooled, bins=30, histtype="step", linewidth=1.5, label=f"{b} epochs")
-        axes.set_xlabel(f"{self.split} accuracy (%)")
-        axes.set_ylabel("trainings")
-        axes.set_title(f"{self.architectures} architectures x {len(self.optimizers)} "
-                       f"optimizers, {self.dataset}")
-        axes.legend()
-        figure.tight_layout()
-        figure.savefig(path, dpi=100)
+        from nord.studies.figures import draw_accuracy_histograms
+        pooled = {f"{b} epochs": 100 * np.concatenate([lists[f"{o}_{b}"] for o in self.optimizers])
+                  for b in self.budgets}
+        draw_accuracy_histograms(pooled, f"{self.split} accuracy (%)",
+                                 f"{self.architectures} architectures x "
+                                 f"{len(self.optimizers)} optimizers, {self.dataset}", path)
         return path
 
 

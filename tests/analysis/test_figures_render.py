@@ -11,6 +11,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
@@ -18,6 +19,7 @@ import nord
 from nord.analysis import figures, report
 from nord.neural_nets import NeuralDescriptor
 from nord.neural_nets import visualization
+from nord.studies import figures as study_figures
 from tests.analysis.test_report import store_with
 
 PACKAGE = Path(nord.__file__).parent
@@ -70,6 +72,41 @@ def render_descriptor_method(path):
     return cell().plot(path)
 
 
+def render_heatmap(path):
+    values = [[0.5, float("nan"), -0.2], [0.9, 0.1, 0.3]]
+    return figures.draw_heatmap(values, ["adam_5", "sgd_5"], ["adam_1", "sgd_1", "sgd_2"],
+                                "tau", path)
+
+
+def render_rastrigin(path):
+    from nord.studies.montecarlo import perturb_to_tau, rastrigin_mesh
+    mesh = rastrigin_mesh(2, 30)
+    noisy, tau, _ = perturb_to_tau(mesh, 0.75)
+    return study_figures.draw_rastrigin(mesh, noisy, tau, path=path)
+
+
+def render_accuracy_histograms(path):
+    return study_figures.draw_accuracy_histograms(
+        {"FTG": [0.8, 0.85, 0.9, 0.91], "36PTG": [0.7, 0.8, 0.85, 0.86]}, "accuracy",
+        "two groups", path)
+
+
+def render_bootstrap_distributions(path):
+    rng = np.random.default_rng(0)
+    return study_figures.draw_bootstrap_distributions(
+        {"raw": {"4PTG": rng.normal(0.3, 0.01, 50), "36PTG": rng.normal(0.7, 0.01, 50)},
+         "rounded": {"4PTG": rng.normal(0.33, 0.01, 50), "36PTG": rng.normal(0.73, 0.01, 50)}},
+        {"raw": {"4PTG": 0.01, "36PTG": 0.01}, "rounded": {"4PTG": 0.01, "36PTG": 0.01}}, path)
+
+
+def render_fidelity_budgets(path):
+    budgets = [{"epochs": 1, "share": 0.01, "tau": 0.5, "standard_error": 0.1,
+                "cost_ratio": 0.1},
+               {"epochs": 4, "share": 0.02, "tau": 1.0, "standard_error": 0.0,
+                "cost_ratio": 1.0}]
+    return study_figures.draw_fidelity_budgets(budgets, 0.75, "deepneat", path)
+
+
 #: covered function ("module:qualname") -> how to render it to a path
 RENDERERS = {
     "nord.analysis.figures:plot_search_comparison": render_search_comparison,
@@ -79,6 +116,11 @@ RENDERERS = {
     "nord.analysis.report:plot_fitness_ecdf": render_fitness_ecdf,
     "nord.neural_nets.visualization:plot_descriptor": render_descriptor,
     "nord.neural_nets.neural_descriptor:NeuralDescriptor.plot": render_descriptor_method,
+    "nord.analysis.figures:draw_heatmap": render_heatmap,
+    "nord.studies.figures:draw_rastrigin": render_rastrigin,
+    "nord.studies.figures:draw_accuracy_histograms": render_accuracy_histograms,
+    "nord.studies.figures:draw_bootstrap_distributions": render_bootstrap_distributions,
+    "nord.studies.figures:draw_fidelity_budgets": render_fidelity_budgets,
 }
 
 
