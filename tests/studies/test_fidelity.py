@@ -2,8 +2,6 @@
 and a search that takes its budget from the study."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +12,7 @@ from nord.studies.base import run_study
 from nord.studies.fidelity import FidelityStudy, load_recommendation, recommend
 from nord.studies.montecarlo import MonteCarloStudy
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fashion_mnist_data import needs_fashion_mnist  # noqa: E402
+from tests.fashion_mnist_data import needs_fashion_mnist
 
 BUDGETS = [
     {"epochs": 1, "share": 0.1, "tau": 0.60, "standard_error": 0.05, "cost_ratio": 0.05},

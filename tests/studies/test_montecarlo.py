@@ -13,6 +13,7 @@ from nord.execution.store import RunStore
 from nord.studies.base import run_study
 from nord.studies.montecarlo import (MonteCarloStudy, builtin_sga, perturb_to_tau, pygmo_sga,
                                      rastrigin_mesh, top_fraction)
+from tests.studies.study_helpers import kill_after
 
 
 def test_rastrigin_mesh_by_hand():
@@ -86,21 +87,9 @@ def test_study_runs_through_the_store_and_writes_its_table(tmp_path):
     assert records[0].metrics["top"] and len(records[0].metrics["top"]) == 10
 
 
-class Stop(Exception):
-    pass
-
-
 def test_a_killed_study_resumes_with_nothing_lost(tmp_path):
     whole = run_study(small(), tmp_path / "whole").results
-
-    def stop_after_two(event):
-        if event.done == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run_study(small(), tmp_path / "cut", callbacks=[stop_after_two])
-    with RunStore(tmp_path / "cut" / "run.sqlite", create=False) as store:
-        assert len(store.finished()) == 2
+    kill_after(small(), tmp_path / "cut", 2)
     resumed = run_study(small(), tmp_path / "cut", resume=True)
     assert resumed.results == whole
     assert resumed.summary.evaluations == 4

@@ -2,7 +2,6 @@
 epochs 1, 2 on a sliver of Fashion-MNIST, its tau matrix checked against scipy."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,8 @@ from nord.errors import SettingsError, UnknownNameError
 from nord.execution.store import RunStore
 from nord.studies.base import Trial, run_study
 from nord.studies.ranking import RankingStudy
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fashion_mnist_data import needs_fashion_mnist  # noqa: E402
+from tests.fashion_mnist_data import needs_fashion_mnist
+from tests.studies.study_helpers import kill_after
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
@@ -81,19 +79,8 @@ def test_tau_matrix_equals_scipy_on_the_stored_accuracies(tmp_path):
     assert json.loads((tmp_path / "rank" / "results.json").read_text())["tau"] == tau
 
 
-class Stop(Exception):
-    pass
-
-
 def test_a_killed_ranking_study_resumes_to_the_same_result(tmp_path):
-    def stop_after_five(event):
-        if event.done == 5:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run_study(tiny(), tmp_path / "cut", callbacks=[stop_after_five])
-    with RunStore(tmp_path / "cut" / "run.sqlite", create=False) as store:
-        assert len(store.finished()) == 5
+    kill_after(tiny(), tmp_path / "cut", 5)
     resumed = run_study(tiny(), tmp_path / "cut", resume=True)
     whole = run_study(tiny(), tmp_path / "whole")
     assert resumed.results["tau"] == whole.results["tau"]
