@@ -18,6 +18,7 @@ never replaced by a number.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -166,7 +167,7 @@ def bootstrap_correlation(a, b, *, method: str = "tau", resamples: int = DEFAULT
     """Bootstrap estimate of the rank correlation of ``a`` and ``b``: architectures
     are resampled with replacement (pairs kept together) ``resamples`` times from
     a generator seeded with ``seed``; the interval is the percentile one."""
-    from scipy.stats import bootstrap
+    from scipy.stats import DegenerateDataWarning, bootstrap
     if not 0.0 < float(confidence) < 1.0:
         raise StatisticsInputError(f"confidence must lie in (0, 1), got {confidence}")
     if int(resamples) < 2:
@@ -175,9 +176,13 @@ def bootstrap_correlation(a, b, *, method: str = "tau", resamples: int = DEFAULT
         raise StatisticsInputError(f"seed must be 0 or more, got {seed}")
     x, y = _subset(*_pair(a, b), subset)
     statistic = _statistic(method)
-    result = bootstrap((x, y), statistic, n_resamples=int(resamples), paired=True,
-                       vectorized=False, confidence_level=float(confidence),
-                       method="percentile", rng=np.random.default_rng(int(seed)))
+    with warnings.catch_warnings():
+        # a degenerate distribution (every resample with one tau, or none) is reported
+        # through the estimate itself: a zero or NaN standard error, ``undefined``
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        result = bootstrap((x, y), statistic, n_resamples=int(resamples), paired=True,
+                           vectorized=False, confidence_level=float(confidence),
+                           method="percentile", rng=np.random.default_rng(int(seed)))
     distribution = np.asarray(result.bootstrap_distribution, dtype=float)
     defined = distribution[np.isfinite(distribution)]
     if defined.size == distribution.size:
