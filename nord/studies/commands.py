@@ -106,11 +106,14 @@ def _ranking_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space-option", dest="space_options", action="append",
                         type=_key_value, default=None, metavar="KEY=VALUE",
                         help="a DeepNEAT space option (repeatable), e.g. filters=[8,16]")
+    parser.add_argument("--independent-budgets", action="store_true", default=None,
+                        help="train each budget on its own, from its own seed, as the thesis "
+                        "did (default: read the budgets off one training)")
 
 
 RANKING_SETTINGS = ("architectures", "optimizers", "budgets", "dataset", "percentage",
                     "scheme", "split", "validation_fraction", "youngest", "batch_size",
-                    "resamples", "seed")
+                    "resamples", "seed", "independent_budgets")
 
 
 def _fidelity_flags(parser: argparse.ArgumentParser) -> None:

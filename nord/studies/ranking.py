@@ -6,7 +6,10 @@ with Nesterov momentum), and their accuracy is recorded after each epoch
 budget. A training has no learning-rate schedule, so a budget's score is read
 off the one training run of the largest budget (scoring after epoch ``e``
 changes nothing in the training; :meth:`LocalEvaluator.descriptor_evaluate`'s
-``score_at``): one trial per (architecture, optimizer).
+``score_at``): one trial per (architecture, optimizer). With
+``independent_budgets=True`` each budget is trained on its own, from its own
+seed, as the thesis did: one trial per (architecture, optimizer, budget), and
+the budgets' costs add up instead of sharing one run.
 
 The analysis ranks the architectures by each (optimizer, budget) and compares
 every partially-trained group (PTG) with each optimizer's fully-trained group
@@ -84,16 +87,18 @@ class RankingObjective(Objective):
         state["_evaluators"] = {}
         return state
 
-    def trainer(self, optimizer: str):
-        """The LocalEvaluator of ``optimizer`` (all share one loaded dataset)."""
-        if optimizer not in self._evaluators:
+    def trainer(self, optimizer: str, seed: Optional[int] = None):
+        """The LocalEvaluator of ``optimizer`` seeded with ``seed`` (default: the
+        study's); all share one loaded dataset."""
+        key = (optimizer, self.seed if seed is None else int(seed))
+        if key not in self._evaluators:
             from nord.neural_nets import LocalEvaluator
-            evaluator = LocalEvaluator(optimizer, batch_size=self.batch_size, seed=self.seed,
+            evaluator = LocalEvaluator(optimizer, batch_size=self.batch_size, seed=key[1],
                                        split=self.split, data_options=self.data_options)
             if self._evaluators:
                 next(iter(self._evaluators.values())).share_data_with(evaluator)
-            self._evaluators[optimizer] = evaluator
-        return self._evaluators[optimizer]
+            self._evaluators[key] = evaluator
+        return self._evaluators[key]
 
     def prepare(self) -> None:
         trainer = self.trainer(SEVEN_OPTIMIZERS[1])
@@ -103,18 +108,22 @@ class RankingObjective(Objective):
     def evaluate(self, trial) -> Outcome:
         space = _space(self.scheme, self.space_options)
         descriptor = space.to_descriptor(space.decode(trial.params["genome"]))
-        result = self.trainer(trial.params["optimizer"]).descriptor_evaluate(
-            descriptor, max(self.budgets), self.dataset, self.percentage,
-            score_at=self.budgets)
+        if "budget" in trial.params:  # one budget, trained on its own from its own seed
+            budgets = (int(trial.params["budget"]),)
+            trainer = self.trainer(trial.params["optimizer"], self.seed * 1009 + budgets[0])
+        else:  # every budget read off one training
+            budgets, trainer = self.budgets, self.trainer(trial.params["optimizer"])
+        result = trainer.descriptor_evaluate(descriptor, max(budgets), self.dataset,
+                                             self.percentage, score_at=budgets)
         accuracy = {str(b): float(result.checkpoints[b]["accuracy"]) if b in result.checkpoints
-                    else 0.0 for b in self.budgets}
+                    else 0.0 for b in budgets}
         seconds = {str(b): float(result.checkpoints[b]["train_seconds"])
-                   for b in self.budgets if b in result.checkpoints}
+                   for b in budgets if b in result.checkpoints}
         metrics = {"accuracy": accuracy, "train_seconds": seconds,
                    "parameters": result.parameters, "failed": bool(result.failed)}
         if result.failed:
             metrics["error"] = result.error
-        return Outcome(accuracy[str(max(self.budgets))], metrics, result.total_time)
+        return Outcome(accuracy[str(max(budgets))], metrics, result.total_time)
 
     def key(self, trial) -> str:
         return trial.canonical_hash()
@@ -139,9 +148,10 @@ def accuracy_lists(records, optimizers: Sequence[str], budgets: Sequence[int],
             raise StudyError(f"trial {record.id} of the store ({optimizer!r}, architecture "
                              f"{index!r}) is not one of this study's; the store is damaged or "
                              f"from other settings: run the study in another --out")
-        for b in budgets:
+        own = [int(params["budget"])] if "budget" in params else budgets
+        for b in own:
             value = accuracy.get(str(b))
-            if not isinstance(value, (int, float)):
+            if b not in budgets or not isinstance(value, (int, float)):
                 raise StudyError(f"trial {record.id} holds no accuracy after {b} epochs; the "
                                  f"store is damaged: run the study in another --out")
             lists[f"{optimizer}_{b}"][index] = float(value)
@@ -176,6 +186,7 @@ class RankingStudy(Study):
     resamples: int = 800
     seed: int = 0
     space_options: Optional[Dict[str, Any]] = None
+    independent_budgets: bool = False
     _genomes: Optional[list] = field(default=None, repr=False, compare=False)
 
     name = "ranking"
@@ -216,7 +227,8 @@ class RankingStudy(Study):
                 "batch_size": self.batch_size, "split": self.split,
                 "validation_fraction": self.validation_fraction, "youngest": self.youngest,
                 "resamples": int(self.resamples), "seed": int(self.seed),
-                "space_options": dict(self.space_options or {})}
+                "space_options": dict(self.space_options or {}),
+                "independent_budgets": bool(self.independent_budgets)}
 
     def genomes(self) -> list:
         """The architectures, seeded: chapter 5's sample or chapter 4's lineage."""
@@ -232,6 +244,10 @@ class RankingStudy(Study):
     def trials(self) -> List[dict]:
         space = _space(self.scheme, self.space_options)
         encoded = [space.encode(g) for g in self.genomes()]
+        if self.independent_budgets:
+            return [{"architecture": i, "optimizer": o, "budget": b, "genome": encoded[i]}
+                    for i in range(self.architectures) for o in self.optimizers
+                    for b in self.budgets]
         return [{"architecture": i, "optimizer": o, "genome": encoded[i]}
                 for i in range(self.architectures) for o in self.optimizers]
 
@@ -357,9 +373,14 @@ class RankingStudy(Study):
                       f", tau {boot.values[i, j]:.3f} ± {boot.standard_errors[i, j]:.3f}"]
         else:
             lines += ["", "No tau is defined: every ranking is one tie (constant accuracies)"]
-        lines += ["", "Each budget is read off its optimizer's one training run, so a PTG and "
-                  "its FTG share initial weights and data order (the thesis trained each budget "
-                  "anew): same-optimizer taus are higher than independent trainings would give."]
+        if self.independent_budgets:
+            lines += ["", "Each budget was trained on its own, from its own seed (initial "
+                      "weights and data order), as the thesis did."]
+        else:
+            lines += ["", "Each budget is read off its optimizer's one training run, so a PTG "
+                      "and its FTG share initial weights and data order (the thesis trained "
+                      "each budget anew, --independent-budgets): same-optimizer taus are "
+                      "higher than independent trainings would give."]
         return "\n".join(lines)
 
     def distributions_figure(self, lists, path: Path) -> Path:

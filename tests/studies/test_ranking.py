@@ -40,7 +40,7 @@ def stored_lists(out):
             params = Trial.from_json(record.descriptor).params
             for budget, accuracy in record.metrics["accuracy"].items():
                 name = f"{params['optimizer']}_{budget}"
-                lists.setdefault(name, [None] * 6)[params["architecture"]] = accuracy
+                lists.setdefault(name, [np.nan] * 6)[params["architecture"]] = accuracy
     return {k: np.array(v, dtype=float) for k, v in lists.items()}
 
 
@@ -87,6 +87,22 @@ def test_a_killed_ranking_study_resumes_to_the_same_result(tmp_path):
     assert resumed.summary.evaluations == 12
     with pytest.raises(SettingsError, match="budgets: stored \\[1, 2\\], given \\[1, 3\\]"):
         run_study(tiny(budgets=(1, 3)), tmp_path / "whole", resume=True)
+
+
+def test_independent_budgets_train_each_budget_from_its_own_seed(tmp_path):
+    study = tiny(architectures=3, optimizers=("adam",), independent_budgets=True)
+    assert [(t["architecture"], t["budget"]) for t in study.trials()] == [
+        (0, 1), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2)]
+    outcome = run_study(study, tmp_path / "independent")
+    shared = run_study(tiny(architectures=3, optimizers=("adam",)), tmp_path / "shared")
+    with RunStore(tmp_path / "independent" / "run.sqlite", create=False) as store:
+        records = store.finished()
+    for record in records:
+        budget = Trial.from_json(record.descriptor).params["budget"]
+        assert list(record.metrics["accuracy"]) == [str(budget)]  # one budget per trial
+    ours, theirs = stored_lists(tmp_path / "independent"), stored_lists(tmp_path / "shared")
+    assert not np.array_equal(ours["adam_1"][:3], theirs["adam_1"][:3])  # other seeds
+    assert "trained on its own" in outcome.text and "read off" in shared.text
 
 
 def test_bad_settings_are_refused():
