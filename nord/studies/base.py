@@ -32,7 +32,8 @@ from nord.execution.store import EvaluationRecord, RunStore
 
 __all__ = ["Trial", "TrialSpace", "EnumerationStrategy", "Study", "StudyOutcome",
            "run_study", "check_resumable", "load_study_settings", "load_study_records",
-           "is_study", "report_study", "trials_fingerprint", "STUDY_META_KEY"]
+           "is_study", "report_study", "trials_fingerprint", "check_seed", "check_resamples",
+           "STUDY_META_KEY"]
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,20 @@ class Study(abc.ABC):
         """Tables and figures from the finished records, written into ``folder``."""
 
 
+def check_seed(seed) -> int:
+    """A study's seed as an int; numpy's seeding takes no negative one."""
+    if int(seed) < 0:
+        raise SettingsError(f"seed must be 0 or more, got {seed}")
+    return int(seed)
+
+
+def check_resamples(resamples) -> int:
+    """Bootstrap resamples of a study's taus as an int (10 or more)."""
+    if int(resamples) < 10:
+        raise SettingsError(f"resamples must be at least 10, got {resamples}")
+    return int(resamples)
+
+
 @dataclass
 class StudyOutcome:
     """What a study's analysis produced: a text for the terminal, the files it
@@ -170,33 +185,39 @@ class StudyOutcome:
     summary: Optional[RunSummary] = None
 
 
-def _stored_study(path: Path) -> Optional[dict]:
-    with RunStore(path, create=False) as store:
-        meta = store.meta()
-    if STUDY_META_KEY in meta and isinstance(meta[STUDY_META_KEY], dict):
-        return meta[STUDY_META_KEY]
-    if "settings" in meta:
-        raise StudyError(f"{path.parent} holds a search run (nord search), not a study; "
-                         f"choose another --out for the study")
-    raise StudyError(f"{path} holds no study settings (not written by nord study, or "
-                     f"damaged); choose another --out")
+def _study_meta(meta: Mapping[str, Any], path: Path) -> dict:
+    """The study's entry of a store's ``meta``, checked (untrusted: a store from
+    anywhere)."""
+    if STUDY_META_KEY not in meta:
+        if "settings" in meta:
+            raise StudyError(f"{path.parent} holds a search run (nord search), not a study; "
+                             f"choose another --out for the study")
+        raise StudyError(f"{path} holds no study settings (not written by nord study, or "
+                         f"damaged); choose another --out")
+    stored = meta[STUDY_META_KEY]
+    if not isinstance(stored, dict) or not isinstance(stored.get("settings"), dict):
+        raise StudyError(f"the study settings in {path} are not a JSON object; the store is "
+                         f"damaged: start the study in another --out folder")
+    return stored
 
 
-def load_study_settings(out, name: str) -> dict:
-    """The settings of the ``name`` study stored in ``out`` (to resume it)."""
+def _resumable_study(out, name: str) -> dict:
+    """The stored entry of the ``name`` study in ``out`` (to resume it)."""
     path = Path(out) / "run.sqlite"
     if not path.exists():
         raise StudyError(f"nothing to resume: {out} holds no study (no run.sqlite); start "
                          f"it without --resume")
-    stored = _stored_study(path)
+    with RunStore(path, create=False) as store:
+        stored = _study_meta(store.meta(), path)
     if stored.get("name") != name:
         raise StudyError(f"{out} holds a {stored.get('name')!r} study, not {name!r}; "
                          f"resume it with nord study {stored.get('name')}")
-    settings = stored.get("settings")
-    if not isinstance(settings, dict):
-        raise StudyError(f"the study settings in {path} are not a JSON object; the store is "
-                         f"damaged: start the study in another --out folder")
-    return settings
+    return stored
+
+
+def load_study_settings(out, name: str) -> dict:
+    """The settings of the ``name`` study stored in ``out`` (to resume it)."""
+    return _resumable_study(out, name)["settings"]
 
 
 def trials_fingerprint(trials: Sequence[Mapping[str, Any]]) -> str:
@@ -208,9 +229,8 @@ def trials_fingerprint(trials: Sequence[Mapping[str, Any]]) -> str:
 def check_resumable(study: Study, out) -> None:
     """The study in ``out`` must be ``study``'s kind, with the same settings and the
     same trials (a NORD version that lists them otherwise cannot resume it)."""
-    kept = load_study_settings(out, study.name)
-    with RunStore(Path(out) / "run.sqlite", create=False) as store:
-        fingerprint = store.meta()[STUDY_META_KEY].get("trials_sha256")
+    stored = _resumable_study(out, study.name)
+    kept, fingerprint = stored["settings"], stored.get("trials_sha256")
     given = _plain(study.settings())
     different = {k: (kept.get(k), v) for k, v in given.items() if kept.get(k) != v}
     different.update({k: (v, None) for k, v in kept.items() if k not in given})
@@ -338,7 +358,7 @@ def load_study_records(out) -> tuple:
     if not path.exists():
         raise StudyError(f"{out} is not a study folder (no run.sqlite); run nord study "
                          f"... --out {out} first")
-    stored = _stored_study(path)
     with RunStore(path, create=False) as store:
+        stored = _study_meta(store.meta(), path)
         records = store.finished()
-    return stored.get("name"), stored.get("settings", {}), records
+    return stored.get("name"), stored["settings"], records

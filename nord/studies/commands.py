@@ -55,10 +55,8 @@ def _montecarlo_settings(args) -> Dict[str, Any]:
     if args.preset is not None:
         typed.update({k: list(v) if isinstance(v, tuple) else v
                       for k, v in PRESETS[args.preset].items()})
-    for name in ("dims", "taus", "generations", "repeats", "engine", "encoding", "noise_on",
-                 "seed"):
-        if getattr(args, name) is not None:
-            typed[name] = getattr(args, name)
+    typed.update(_typed(args, ("dims", "taus", "generations", "repeats", "engine", "encoding",
+                               "noise_on", "seed")))
     if args.points is not None:
         typed["points"] = {str(d): n for d, n in args.points}
     return typed

@@ -23,7 +23,7 @@ through the run loop and store: resumable, parallel on any executor.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -31,7 +31,8 @@ import numpy as np
 
 from nord.errors import SettingsError, StatisticsInputError, StudyError
 from nord.execution.objectives import Objective, Outcome
-from nord.studies.base import Study, StudyOutcome, Trial
+from nord.studies.base import Study, StudyOutcome, Trial, check_seed
+from nord.studies.ranking import scores_by_budget
 
 __all__ = ["FidelityStudy", "FidelityObjective", "Recommendation", "recommend",
            "load_recommendation", "DEFAULT_TARGET"]
@@ -76,10 +77,7 @@ class FidelityObjective(Objective):
         result = self.evaluator.descriptor_evaluate(
             descriptor, max(self.epochs), self.dataset, trial.params["share"],
             score_at=self.epochs)
-        accuracy = {str(e): float(result.checkpoints[e]["accuracy"])
-                    if e in result.checkpoints else 0.0 for e in self.epochs}
-        seconds = {str(e): float(result.checkpoints[e]["train_seconds"])
-                   for e in self.epochs if e in result.checkpoints}
+        accuracy, seconds = scores_by_budget(result, self.epochs)
         return Outcome(accuracy[str(max(self.epochs))],
                        {"accuracy": accuracy, "train_seconds": seconds,
                         "failed": bool(result.failed)}, result.total_time)
@@ -155,6 +153,7 @@ class FidelityStudy(Study):
     resamples: int = 800
     seed: int = 0
     space_options: Optional[Dict[str, Any]] = None
+    _sample: Optional[list] = field(default=None, repr=False, compare=False)
 
     name = "fidelity"
 
@@ -176,8 +175,7 @@ class FidelityStudy(Study):
                                 f"{list(self.shares)}) must hold at least two, all with "
                                 f">= 1 epoch")
         self.target = _check_target(self.target)
-        if int(self.seed) < 0:
-            raise SettingsError(f"seed must be 0 or more, got {self.seed}")
+        self.seed = check_seed(self.seed)
         if self.split not in ("validation", "test"):
             raise SettingsError(f"split is 'validation' or 'test', got {self.split!r}")
 
@@ -191,7 +189,13 @@ class FidelityStudy(Study):
                 "space_options": self.space_options}
 
     def sample(self) -> List[Any]:
-        """``architectures`` distinct encoded architectures of the space, seeded."""
+        """``architectures`` distinct encoded architectures of the space, seeded (drawn
+        once per study object)."""
+        if self._sample is None:
+            self._sample = self._draw()
+        return self._sample
+
+    def _draw(self) -> List[Any]:
         from nord.design.spaces import get_space
         space = get_space(self.space, **self.space_options)
         rng = np.random.default_rng(int(self.seed))

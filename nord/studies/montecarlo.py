@@ -53,11 +53,11 @@ import numpy as np
 
 from nord.errors import MissingDependencyError, SettingsError, StatisticsInputError
 from nord.execution.objectives import Objective, Outcome
-from nord.studies.base import Study, StudyOutcome
+from nord.studies.base import Study, StudyOutcome, check_seed
 
-__all__ = ["rastrigin_mesh", "perturb_to_tau", "builtin_sga", "pygmo_sga", "top_fraction",
-           "MonteCarloStudy", "MonteCarloObjective", "THESIS_TABLE_5_4", "THESIS_TABLE_4_3",
-           "DEFAULT_POINTS", "pygmo_available"]
+__all__ = ["rastrigin_mesh", "check_mesh", "perturb_to_tau", "builtin_sga", "pygmo_sga",
+           "top_fraction", "MonteCarloStudy", "MonteCarloObjective", "THESIS_TABLE_5_4",
+           "THESIS_TABLE_4_3", "DEFAULT_POINTS", "pygmo_available"]
 
 #: mesh points per axis, by dimension (2-D as Figure 5.4; 3-D and 4-D about 10^6 points)
 DEFAULT_POINTS = {2: 100, 3: 100, 4: 32}
@@ -86,15 +86,20 @@ RASTRIGIN_BOUND = 5.12
 BISECTION_SAMPLE = 200_000
 
 
-def rastrigin_mesh(dims: int, points: int) -> np.ndarray:
-    """Rastrigin's values on a ``points``-per-axis mesh of ``[-5.12, 5.12]^dims``;
-    shape ``(points,) * dims``."""
+def check_mesh(dims: int, points: int) -> None:
+    """Refuse a mesh that has no points to search or too many to tabulate."""
     if int(dims) < 1 or int(points) < 2:
         raise SettingsError(f"a Rastrigin mesh needs dims >= 1 and points >= 2 per axis, got "
                             f"dims={dims}, points={points}")
     if int(points) ** int(dims) > 50_000_000:
         raise SettingsError(f"a {points}^{dims} mesh holds {int(points) ** int(dims):,} points; "
                             f"choose fewer points per axis (at most 5*10^7 in all)")
+
+
+def rastrigin_mesh(dims: int, points: int) -> np.ndarray:
+    """Rastrigin's values on a ``points``-per-axis mesh of ``[-5.12, 5.12]^dims``;
+    shape ``(points,) * dims``."""
+    check_mesh(dims, points)
     axis = np.linspace(-RASTRIGIN_BOUND, RASTRIGIN_BOUND, int(points))
     term = axis ** 2 - 10.0 * np.cos(2.0 * np.pi * axis)
     values = np.full((int(points),) * int(dims), 10.0 * int(dims))
@@ -126,13 +131,10 @@ def perturb_to_tau(values: np.ndarray, target: float, seed: int = 0,
         raise StatisticsInputError(f"a target tau must lie in (-1, 1), got {target}")
     if noise_on not in ("rank", "value"):
         raise SettingsError(f"noise_on is 'rank' or 'value', got {noise_on!r}")
-    flat = np.asarray(values, dtype=float).ravel()
+    flat = original = np.asarray(values, dtype=float).ravel()
     if noise_on == "rank":
         from scipy.stats import rankdata
-        original = flat
-        flat = (rankdata(flat) - 1.0) / max(1, flat.size - 1)
-    else:
-        original = flat
+        flat = (rankdata(original) - 1.0) / max(1, original.size - 1)
     rng = np.random.default_rng(int(seed))
     noise = rng.standard_normal(flat.size)
     sample = (rng.choice(flat.size, BISECTION_SAMPLE, replace=False)
@@ -363,11 +365,8 @@ class MonteCarloStudy(Study):
                                 f"deviation needs 2), got {list(self.generations)} and "
                                 f"{self.repeats}")
         for d, n in self.points.items():
-            if n ** d > 50_000_000 or n < 2:
-                raise SettingsError(f"{n} points per axis in {d}-D: choose 2 or more, and at "
-                                    f"most 5*10^7 points in all")
-        if int(self.seed) < 0:
-            raise SettingsError(f"seed must be 0 or more, got {self.seed}")
+            check_mesh(d, n)
+        self.seed = check_seed(self.seed)
         if len(set(self.taus)) != len(self.taus):
             raise SettingsError(f"taus must differ from each other, got {list(self.taus)}")
         if self.engine == "auto":

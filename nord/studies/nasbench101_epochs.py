@@ -34,7 +34,7 @@ import numpy as np
 from nord.analysis.ranking import DEFAULT_RESAMPLES, bootstrap_correlation, kendall_tau
 from nord.errors import SettingsError
 from nord.execution.objectives import Objective, Outcome
-from nord.studies.base import Study, StudyOutcome, Trial
+from nord.studies.base import Study, StudyOutcome, Trial, check_resamples, check_seed
 
 __all__ = ["NASBench101EpochsStudy", "NASBench101EpochsObjective", "sample_groups",
            "usable_cells", "THESIS_TAUS"]
@@ -168,19 +168,16 @@ class NASBench101EpochsStudy(Study):
         if int(self.samples) < 10:
             raise SettingsError(f"samples must be at least 10 architectures, got "
                                 f"{self.samples}")
-        if int(self.resamples) < 10:
-            raise SettingsError(f"resamples must be at least 10, got {self.resamples}")
-        if int(self.seed) < 0:
-            raise SettingsError(f"seed must be 0 or more, got {self.seed}")
-        self.samples, self.resamples, self.seed = (int(self.samples), int(self.resamples),
-                                                   int(self.seed))
-        self._loaded = None
+        self.resamples, self.seed = check_resamples(self.resamples), check_seed(self.seed)
+        self.samples = int(self.samples)
+        self._objective = None
 
     def loaded(self):
-        if self._loaded is None:
-            self._loaded = _table(self.table)
-            self._loaded.check_query(ACCURACY, 108)
-        return self._loaded
+        """The table, loaded once: the objective's (so a serial study and its analysis
+        load it and draw the sample once)."""
+        table = self.objective().evaluator
+        table.check_query(ACCURACY, 108)
+        return table
 
     def repeats_per_cell(self) -> int:
         table = self.loaded()
@@ -203,8 +200,10 @@ class NASBench101EpochsStudy(Study):
         return [{"group": g, "rounded": r} for g in self.groups() for r in (False, True)]
 
     def objective(self) -> NASBench101EpochsObjective:
-        return NASBench101EpochsObjective(self.table, self.samples, self.seed, self.resamples,
-                                          self.distinct_runs)
+        if self._objective is None:
+            self._objective = NASBench101EpochsObjective(self.table, self.samples, self.seed,
+                                                         self.resamples, self.distinct_runs)
+        return self._objective
 
     def analyse(self, records, folder: Path) -> StudyOutcome:
         cells = {}

@@ -41,9 +41,10 @@ import numpy as np
 
 from nord.errors import SettingsError, StatisticsInputError, StudyError
 from nord.execution.objectives import Objective, Outcome
-from nord.studies.base import Study, StudyOutcome, Trial
+from nord.studies.base import Study, StudyOutcome, Trial, check_resamples, check_seed
 
 __all__ = ["RankingStudy", "RankingObjective", "SEVEN_OPTIMIZERS", "accuracy_lists",
+           "scores_by_budget",
            "THESIS_TABLE_5_3"]
 
 #: chapter 4's seven optimizers, by their names in nord.neural_nets.optimizers
@@ -64,6 +65,17 @@ def _space(scheme: str, options: Optional[dict] = None):
     from nord.design.spaces.deepneat import DeepNEATSpace
     options = dict(options or {})
     return DeepNEATSpace.chapter4(**options) if scheme == "chapter4" else DeepNEATSpace(**options)
+
+
+def scores_by_budget(result, budgets: Sequence[int]):
+    """``({'1': accuracy after 1 epoch, ...}, {'1': training seconds, ...})`` of one
+    training scored at ``budgets``; a budget after the training diverged scores 0
+    (and has no time)."""
+    accuracy = {str(b): float(result.checkpoints[b]["accuracy"]) if b in result.checkpoints
+                else 0.0 for b in budgets}
+    seconds = {str(b): float(result.checkpoints[b]["train_seconds"])
+               for b in budgets if b in result.checkpoints}
+    return accuracy, seconds
 
 
 class RankingObjective(Objective):
@@ -115,10 +127,7 @@ class RankingObjective(Objective):
             budgets, trainer = self.budgets, self.trainer(trial.params["optimizer"])
         result = trainer.descriptor_evaluate(descriptor, max(budgets), self.dataset,
                                              self.percentage, score_at=budgets)
-        accuracy = {str(b): float(result.checkpoints[b]["accuracy"]) if b in result.checkpoints
-                    else 0.0 for b in budgets}
-        seconds = {str(b): float(result.checkpoints[b]["train_seconds"])
-                   for b in budgets if b in result.checkpoints}
+        accuracy, seconds = scores_by_budget(result, budgets)
         metrics = {"accuracy": accuracy, "train_seconds": seconds,
                    "parameters": result.parameters, "failed": bool(result.failed)}
         if result.failed:
@@ -215,10 +224,7 @@ class RankingStudy(Study):
         if self.youngest is not None and not 2 <= int(self.youngest) <= self.architectures:
             raise SettingsError(f"youngest must lie in 2..{self.architectures}, got "
                                 f"{self.youngest}")
-        if int(self.resamples) < 10:
-            raise SettingsError(f"resamples must be at least 10, got {self.resamples}")
-        if int(self.seed) < 0:
-            raise SettingsError(f"seed must be 0 or more, got {self.seed}")
+        self.resamples, self.seed = check_resamples(self.resamples), check_seed(self.seed)
 
     def settings(self) -> dict:
         return {"architectures": self.architectures, "optimizers": list(self.optimizers),
