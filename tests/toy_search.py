@@ -8,6 +8,7 @@ integers divisible by 13 are "outside the space".
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from nord.design.spaces.base import SearchSpace
@@ -108,3 +109,22 @@ class TwoWorkersObjective(ToyObjective):
                     break
             time.sleep(0.01)
         return outcome
+
+
+def collect_all(executor) -> list:
+    """Every result of the tasks in flight, by task id."""
+    results = []
+    while executor.in_flight:
+        results += executor.collect()
+    return sorted(results, key=lambda r: r.id)
+
+
+def make_sqlite_read_only(monkeypatch):
+    """Open every SQLite file read-only from now on (undone with the monkeypatch), as
+    SQLite does a file that the process may not write; returns the real connect."""
+    connect = sqlite3.connect
+
+    def read_only(name, *args, **kwargs):
+        return connect(f"file:{name}?mode=ro", *args, uri=True, **kwargs)
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    return connect

@@ -16,7 +16,7 @@ from nord.execution.run_loop import SearchRun
 from nord.execution.store import RunStore
 from nord.execution.tasks import set_worker_device, worker_name
 from tests.toy_search import (ToyObjective, ToySpace, TwoWorkersObjective,
-                              WorkerNumberObjective)
+                              WorkerNumberObjective, collect_all)
 
 
 def run(tmp_path, name, executor, budget=30, seed=0, synchronous=False, workers=1):
@@ -200,8 +200,6 @@ def test_submitting_to_a_pool_whose_idle_worker_died(tmp_path):
         os.kill(int(pid_file.read_text().split()[-1]), signal.SIGKILL)
         time.sleep(1.0)  # let the pool notice it is broken
         pool.submit(Task(1, space.to_descriptor(70)))  # must not raise BrokenProcessPool
-        results = []
-        while pool.in_flight:
-            results += pool.collect()
+        results = collect_all(pool)
         assert [(r.id, r.status, r.fitness) for r in results] == [(1, "ok", 0.0)]
         assert pool.restarts == 1

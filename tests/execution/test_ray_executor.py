@@ -30,7 +30,7 @@ from nord.execution.store import RunStore
 from nord.execution.tasks import Task
 from tests.execution.ray_objectives import (CountingObjective, MissingDataObjective,
                                             StallOnceObjective)
-from tests.toy_search import ToyObjective, ToySpace
+from tests.toy_search import ToyObjective, ToySpace, collect_all
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("NORD_DATA") or ROOT.parent / "shared" / "data")
@@ -230,10 +230,7 @@ def test_a_killed_ray_worker_is_replaced_and_its_candidate_evaluated_again(
 def evaluate_all(executor, values):
     for i, value in enumerate(values):
         executor.submit(Task(i, ToySpace().to_descriptor(value)))
-    results = []
-    while executor.in_flight:
-        results += executor.collect()
-    return sorted(results, key=lambda r: r.id)
+    return collect_all(executor)
 
 
 @pytest.mark.slow

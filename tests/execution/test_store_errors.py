@@ -11,6 +11,7 @@ import pytest
 from nord.cli import EXIT_FAILURE, main
 from nord.execution.runs import SearchSettings, run_search
 from nord.execution.store import ReadOnlyStoreError, RunStore, StoreError
+from tests.toy_search import make_sqlite_read_only
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("NORD_DATA") or ROOT.parent / "shared" / "data")
@@ -123,11 +124,7 @@ def test_a_strategy_state_missing_a_key_names_the_key(run, capsys):
 
 @needs_table
 def test_a_read_only_store_says_read_only_not_damaged(run, capsys, monkeypatch):
-    connect = sqlite3.connect
-
-    def read_only(path, *args, **kwargs):  # what SQLite does with a file it may not write
-        return connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
-    monkeypatch.setattr(sqlite3, "connect", read_only)
+    connect = make_sqlite_read_only(monkeypatch)
     with pytest.raises(ReadOnlyStoreError, match=r"run.sqlite is read-only \(attempt to write "
                                                  r"a readonly database\); a run store and its "
                                                  r"folder must be writable, even to read it: "

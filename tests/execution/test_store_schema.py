@@ -10,7 +10,7 @@ from nord.design.strategies.evolution import RegularizedEvolution
 from nord.execution import store as store_module
 from nord.execution.run_loop import SearchRun
 from nord.execution.store import SCHEMA_VERSION, ReadOnlyStoreError, RunStore, StoreError
-from tests.toy_search import ToyObjective, ToySpace
+from tests.toy_search import ToyObjective, ToySpace, make_sqlite_read_only
 
 #: ``_SCHEMA`` as NORD wrote it before stores carried a version (git HEAD before issue 13)
 HEAD_SCHEMA = """
@@ -188,11 +188,7 @@ def test_a_read_only_store_of_an_older_version_says_to_copy_it(tmp_path, monkeyp
     db = sqlite3.connect(str(path))
     db.executescript(HEAD_SCHEMA)
     db.close()
-    connect = sqlite3.connect
-
-    def read_only(name, *args, **kwargs):  # what SQLite does with a file it may not write
-        return connect(f"file:{name}?mode=ro", *args, uri=True, **kwargs)
-    monkeypatch.setattr(sqlite3, "connect", read_only)
+    make_sqlite_read_only(monkeypatch)
     with pytest.raises(ReadOnlyStoreError, match=r"run.sqlite is a run store of version 0, "
                                                  r"written by an older NORD; this NORD .* "
                                                  r"reads version 1 .* read-only .* copy its "

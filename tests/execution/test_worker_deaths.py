@@ -17,7 +17,7 @@ from nord.execution.process_pool import ProcessPoolExecutor
 from nord.execution.run_loop import SearchRun
 from nord.execution.store import RunStore
 from nord.execution.tasks import Task
-from tests.toy_search import ToyObjective, ToySpace, value_of
+from tests.toy_search import ToyObjective, ToySpace, collect_all, value_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,13 +64,6 @@ def _unpickle_fails():
 class UnloadableObjective(ToyObjective):
     def __reduce__(self):  # pickles in the parent, fails in the worker before it starts
         return _unpickle_fails, ()
-
-
-def collect_all(pool):
-    results = []
-    while pool.in_flight:
-        results += pool.collect()
-    return sorted(results, key=lambda r: r.id)
 
 
 @pytest.mark.slow
