@@ -64,6 +64,9 @@ __all__ = [
     "WorkerStartError",
     "StatisticsInputError",
     "StudyError",
+    "PredictorError",
+    "GraphDatasetError",
+    "GraphTooLargeError",
 ]
 
 
@@ -241,6 +244,22 @@ class StatisticsInputError(UsageError, ValueError):
 class StudyError(NordError):
     """A study folder that is not a study (empty, another kind of run, damaged), or a
     study that cannot reach what it was asked (a target tau no budget reaches)."""
+
+
+class PredictorError(NordError):
+    """A performance predictor (chapter 7) that cannot be built, trained or used:
+    a genome outside the GCN space, a model asked about graphs it never saw."""
+
+
+class GraphDatasetError(PredictorError, UsageError, ValueError):
+    """An architecture dataset that cannot train or test a predictor: empty, a
+    single architecture, a train/test split that leaves a side empty, a run store
+    of another search space, labels that are not finite."""
+
+
+class GraphTooLargeError(GraphDatasetError):
+    """A graph with more nodes than a fixed-size predictor (ReNAS's 7 x 7 tensor)
+    takes."""
 
 
 class RunNotFoundError(NordError, FileNotFoundError):

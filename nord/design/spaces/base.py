@@ -50,6 +50,16 @@ class SearchSpace(abc.ABC):
     def decode(self, value: Any) -> Any:
         return value
 
+    def to_graph(self, architecture: Any):
+        """The :class:`~nord.design.predictors.graphs.ArchitectureGraph` a predictor
+        sees (node labels from ``graph_vocabulary``). Spaces with a graph form
+        (NAS-Bench-101, NAS-Bench-201, the chapter-6 space) define both; the
+        others raise :class:`~nord.errors.GraphDatasetError`."""
+        from nord.errors import GraphDatasetError
+        raise GraphDatasetError(f"the {self.name or type(self).__name__} space has no graph "
+                                f"form for predictors; spaces with one: nasbench101, "
+                                f"nasbench201, remnet")
+
     def describe(self, architecture: Any) -> str:
         """A short human-readable text (reports, logs)."""
         return str(self.encode(architecture))

@@ -350,6 +350,24 @@ def genome_to_descriptor(genome: Genome, layer_spec: Callable[[Any], Tuple[Any, 
     return d
 
 
+def genome_graph(genome: Genome, label: Callable[[Any], str] = str):
+    """The genome's active network as an
+    :class:`~nord.design.predictors.graphs.ArchitectureGraph`: ``"input"``, the
+    active hidden nodes labelled ``label(layer)`` in topological order,
+    ``"output"``. A genome without an input -> output path gives the two end
+    nodes, unconnected."""
+    from nord.design.predictors.graphs import ArchitectureGraph
+    order = genome.active_order()
+    if not order:
+        return ArchitectureGraph(("input", "output"), ())
+    position = {node: i for i, (node, _) in enumerate(order)}
+    labels = tuple("input" if node == genome.input_node else
+                   "output" if node == genome.output_node else label(genome.layer(node))
+                   for node, _ in order)
+    edges = tuple((position[s], position[node]) for node, sources in order for s in sources)
+    return ArchitectureGraph(labels, edges)
+
+
 def describe_genome(genome: Genome, label: Callable[[Any], str]) -> str:
     """``IN -> CONV_3.N(0) -> OUT`` for a chain, else ``CONV_3.N(0)<-IN, ...``.
 

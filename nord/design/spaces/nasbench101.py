@@ -81,6 +81,8 @@ class NASBench101Space(SearchSpace):
         self.max_tries = int(max_tries)
         self._evaluator = evaluator
         self.fallbacks = 0
+        #: node labels of :meth:`to_graph` (table 3.1's 5-long feature vector)
+        self.graph_vocabulary = (INPUT, *NASBENCH101_OPS, OUTPUT)
 
     def settings(self) -> dict:
         return {"max_layers": self.max_layers, "add_connection_prob": self.add_connection_prob,
@@ -224,6 +226,11 @@ class NASBench101Space(SearchSpace):
             return f"invalid cell ({error})"
         bits = "".join(str(x) for row in matrix for x in row)
         return f"{','.join(ops)} / {bits}"
+
+    def to_graph(self, architecture: NeuralDescriptor):
+        """The pruned cell as a graph (its matrix's vertices, in order)."""
+        from nord.design.predictors.datasets import graph_from_matrix
+        return graph_from_matrix(*self.to_matrix(architecture))
 
     def to_matrix(self, d: NeuralDescriptor):
         """(matrix, ops) of the pruned cell; layers ordered by numeric prefix."""

@@ -25,6 +25,8 @@ class NASBench201Space(SearchSpace):
 
     def __init__(self, ops=OPS) -> None:
         self.ops = tuple(ops)
+        #: node labels of :meth:`to_graph`: the cell's input and output, one node per edge
+        self.graph_vocabulary = ("IN", *OPS, "OUT")
 
     def sample(self, rng: np.random.Generator) -> str:
         return ops_to_arch([self.ops[i] for i in rng.integers(len(self.ops), size=6)])
@@ -38,6 +40,12 @@ class NASBench201Space(SearchSpace):
 
     def to_descriptor(self, architecture: str):
         return arch_to_descriptor(architecture)
+
+    def to_graph(self, architecture: str):
+        """The cell's descriptor as a graph: ``IN``, one node per edge labelled with
+        its op (``none`` kept, so every cell has 8 nodes), ``OUT``."""
+        from nord.design.predictors.graphs import graph_from_descriptor
+        return graph_from_descriptor(self.to_descriptor(architecture))
 
     def decode(self, value: str) -> str:
         return ops_to_arch(arch_to_ops(value))  # validates

@@ -64,7 +64,8 @@ import torch.nn as nn
 
 from nord.design.spaces.base import SearchSpace
 from nord.design.spaces.genome import (Genome, LayerGene, ConnectionGene, choose,
-                                       decode_genome, describe_genome, genome_to_descriptor)
+                                       decode_genome, describe_genome, genome_graph,
+                                       genome_to_descriptor)
 from nord.errors import OutOfSearchSpaceError, SettingsError
 from nord.neural_nets.remnet_layers import RemNetConv, RemNetDenseHead
 
@@ -128,6 +129,8 @@ class RemNetSpace(SearchSpace):
         self.connection_prob = float(connection_prob)
         self.dropout = float(dropout)
         self.head = bool(head)
+        #: node labels of :meth:`to_graph`: the ends and the 12 choices of Table 6.1
+        self.graph_vocabulary = ("input", *CHOICES, "output")
 
     @property
     def identity_prob(self) -> float:
@@ -178,6 +181,10 @@ class RemNetSpace(SearchSpace):
 
     def decode(self, value: Any) -> Genome:
         return decode_genome(value, _checked_choice, INPUT_NODE, OUTPUT_NODE, "REMNet")
+
+    def to_graph(self, architecture: Genome):
+        """The active layers as a graph labelled with their Table 6.1 choices."""
+        return genome_graph(architecture)
 
     def describe(self, architecture: Genome) -> str:
         return describe_genome(architecture, str)
