@@ -1,4 +1,4 @@
-"""Figures of the chapter 4-5 studies, each drawn from plain data.
+"""Figures of the studies (chapters 4, 5 and 7), each drawn from plain data.
 
 As :mod:`nord.analysis.figures`: every function draws on a figure of its own
 (no pyplot, no backend chosen), saves it when given a path, and returns it.
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["draw_rastrigin", "draw_accuracy_histograms", "draw_bootstrap_distributions",
-           "draw_fidelity_budgets"]
+           "draw_fidelity_budgets", "draw_grouped_boxplots", "draw_tau_vs_parameters",
+           "draw_search_progress"]
 
 
 def draw_rastrigin(original: np.ndarray, noisy: np.ndarray, achieved_tau: float,
@@ -95,6 +96,63 @@ def draw_fidelity_budgets(budgets: Sequence[Mapping], target: float, title: str,
     axes.set_ylabel("bootstrap tau-b against the largest (rounded)")
     axes.set_title(title)
     axes.legend()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def draw_search_progress(fitness: Sequence[float], ylabel: str, title: str,
+                         path=None) -> "Figure":
+    """Figures 7.3/7.4: every evaluation's fitness in the order evaluated (points)
+    and the best found so far (a line)."""
+    values = np.asarray(fitness, dtype=float)
+    fig = new_figure(8, 4.5)
+    axes = fig.subplots()
+    steps = np.arange(1, len(values) + 1)
+    axes.scatter(steps, values, s=8, alpha=0.4, color="C0", label="evaluated")
+    if len(values):
+        axes.plot(steps, np.fmax.accumulate(values), color="C3", linewidth=2,
+                  label="best so far")
+    axes.set_xlabel("evaluation")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.legend(loc="lower right")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def draw_grouped_boxplots(groups: Mapping[str, Sequence[float]], ylabel: str, title: str,
+                          path=None) -> "Figure":
+    """Figures 7.5/7.6: one box per group (e.g. the final aggregation layer), the
+    group's size under its name."""
+    names = list(groups)
+    fig = new_figure(max(5.0, 1.3 * len(names) + 2), 4.5)
+    axes = fig.subplots()
+    data = [np.asarray(groups[n], dtype=float) for n in names]
+    axes.boxplot(data, showfliers=True)
+    axes.set_xticks(range(1, len(names) + 1),
+                    [f"{n}\n(n={len(d)})" for n, d in zip(names, data)])
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def draw_tau_vs_parameters(parameters: Sequence[float], tau: Sequence[float],
+                           top_tau: Sequence[float], title: str, path=None) -> "Figure":
+    """Figures 7.7/7.8: each network's Kendall tau against its parameter count,
+    coloured by its tau on the top 50 % of the test architectures."""
+    fig = new_figure(7.5, 4.5)
+    axes = fig.subplots()
+    points = axes.scatter(np.asarray(parameters, dtype=float), np.asarray(tau, dtype=float),
+                          c=np.asarray(top_tau, dtype=float), cmap="viridis", s=14)
+    fig.colorbar(points, ax=axes, label="top-50 % Kendall tau")
+    axes.set_xscale("log")
+    axes.set_xlabel("trainable parameters")
+    axes.set_ylabel("Kendall tau")
+    axes.set_title(title)
     if path is not None:
         save_figure(fig, path)
     return fig

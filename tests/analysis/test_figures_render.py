@@ -121,6 +121,15 @@ RENDERERS = {
     "nord.studies.figures:draw_accuracy_histograms": render_accuracy_histograms,
     "nord.studies.figures:draw_bootstrap_distributions": render_bootstrap_distributions,
     "nord.studies.figures:draw_fidelity_budgets": render_fidelity_budgets,
+    "nord.studies.figures:draw_search_progress": lambda path: study_figures.draw_search_progress(
+        [0.5, 0.7, 0.6, 0.8, float("nan"), 0.75], "Kendall tau", "GCN search", path),
+    "nord.studies.figures:draw_grouped_boxplots": lambda path: study_figures.draw_grouped_boxplots(
+        {"MAX": [0.8, 0.85, 0.7], "AVG": [0.6, 0.65], "SORT_3": [0.75]}, "Kendall tau",
+        "by pooling", path),
+    "nord.studies.figures:draw_tau_vs_parameters":
+        lambda path: study_figures.draw_tau_vs_parameters(
+            [1e4, 5e4, 2e5, 3e5], [0.7, 0.8, 0.85, 0.6], [0.5, 0.6, 0.7, 0.4], "tau vs size",
+            path),
 }
 
 
