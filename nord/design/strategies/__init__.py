@@ -36,6 +36,8 @@ register_strategy("evolution", "nord.design.strategies.evolution:RegularizedEvol
                   summary="regularized (aging) evolution, listing 3.6")
 register_strategy("random", "nord.design.strategies.random_search:RandomSearch",
                   summary="uniform random sampling of the space")
+register_strategy("local-search", "nord.design.strategies.local_search:LocalSearch",
+                  summary="best-improvement local search with random restarts")
 register_strategy("rl", "nord.design.strategies.reinforcement:DQNAgent",
                   summary="double DQN agent building cells (nasbench101 only)")
 
