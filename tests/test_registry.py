@@ -109,7 +109,7 @@ def test_the_decorator_form_registers_and_returns_the_class():
 
 
 def test_the_built_in_registries_hold_what_the_thesis_runs_use():
-    assert SPACES.names() == ["nasbench201", "nasbench101", "remnet", "deepneat"]
+    assert SPACES.names() == ["nasbench201", "nasbench101", "remnet", "deepneat", "gcn"]
     assert STRATEGIES.names() == ["evolution", "random", "local-search", "rl"]
     assert EXECUTORS.names() == ["serial", "process", "ray"]
     assert OBJECTIVES.names() == ["nasbench201", "nasbench101", "training"]

@@ -1,6 +1,8 @@
 """The DQN agent of listings 3.8-3.9: exact states, valid cells, learning, resumability."""
 
+import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from nord.design.strategies.reinforcement import (NO_CONNECTION, STATE_SIZE, Cel
 from tests.toy_search import ToySpace
 
 OPS = ["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"]
+DATA = Path(os.environ.get("NORD_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
+NB101 = DATA / "nasbench101" / "nb101_30k_subset.csv.gz"
 
 
 def test_state_is_the_45_value_code_of_the_cell():
@@ -134,3 +138,52 @@ def test_agent_state_saved_by_the_previous_version_still_loads():
     b = DQNAgent(NASBench101Space(), rng=99, memory_size=200)
     b.load_state_dict(loaded)
     continue_both(a, b, pending)
+
+
+def search_inside_the_table(evaluator, seed, queries=150, **settings):
+    """What `nord search --space nasbench101 --strategy rl` does with the shipped
+    subset: held-only cells, isomorphic repeats answered from a cache."""
+    space = NASBench101Space(held_only=True, mutation="nasbench", evaluator=evaluator)
+    agent = DQNAgent(space, rng=seed, **settings)
+    scores, repeats = {}, 0
+    for _ in range(queries):
+        c = agent.ask()
+        key = evaluator.hash_of(c.architecture)
+        repeats += key in scores
+        if key not in scores:
+            scores[key] = evaluator.descriptor_evaluate(c.architecture)[0]
+        agent.tell(c.id, scores[key])
+    return repeats / queries, max(scores.values())
+
+
+@pytest.mark.skipif(not NB101.exists(), reason="../shared/data/nasbench101 not present")
+def test_agent_explores_instead_of_repeating_cells_inside_the_table():
+    from nord.neural_nets.benchmarks.nasbench101 import NASBench_101Evaluator
+    evaluator = NASBench_101Evaluator(NB101)
+    for seed in range(3):
+        repeats, best = search_inside_the_table(evaluator, seed)
+        assert repeats < 0.2, f"seed {seed}: {repeats:.0%} of 150 queries were repeats"
+        assert best > 0.94  # (random search finds 0.942-0.945 with 150 queries)
+
+
+def test_novel_cells_are_proposed_and_remembered():
+    agent = DQNAgent(NASBench101Space(), rng=0, eps_decay=10)
+    keys = []
+    for _ in range(60):
+        c = agent.ask()
+        keys.append(c.architecture.canonical_hash())
+        agent.tell(c.id, conv3x3_share(c.architecture))
+    assert len(set(keys)) == 60 and list(agent.proposed) == keys
+    saved = agent.state_dict()["proposed"]         # 16 bytes a cell: stored in chunks
+    assert saved.dtype == np.uint8 and saved.shape == (60, 16)
+    assert bytes(saved[0]).hex() == keys[0]
+    greedy = DQNAgent(NASBench101Space(), rng=0, eps_decay=10, novelty_tries=0)
+    repeated = [greedy.ask() for _ in range(60)]
+    assert len({c.architecture.canonical_hash() for c in repeated}) < 60
+    state = agent.state_dict()
+    del state["proposed"]                      # saved before novelty replays existed
+    b = DQNAgent(NASBench101Space(), rng=1)
+    b.load_state_dict(state)
+    assert b.proposed == {}
+    with pytest.raises(StrategyError, match="novelty_tries"):
+        DQNAgent(NASBench101Space(), novelty_tries=-1)

@@ -106,7 +106,7 @@ def test_held_only_stays_inside_the_table():
 def test_unknown_space_and_mutation_are_named():
     with pytest.raises(UnknownNameError, match="^unknown search space 'nasbench301' \\(did you "
                        "mean 'nasbench201', 'nasbench101'\\?\\); available: nasbench201, "
-                       "nasbench101, remnet, deepneat; register one with "):
+                       "nasbench101, remnet, deepneat, gcn; register one with "):
         get_space("nasbench301")
     with pytest.raises(NordError, match="unknown mutation"):
         NASBench101Space(mutation="flip")

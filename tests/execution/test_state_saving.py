@@ -64,6 +64,9 @@ STRATEGIES = {
                                                       synchronous=True, cycle_size=3),
                                  ToyObjective),
     "rl": lambda seed: (DQNAgent(NASBench101Space(), rng=seed, memory_size=300), CellShare),
+    # without novelty replays, so that the policy proposes repeats (found cached)
+    "rl-repeats": lambda seed: (DQNAgent(NASBench101Space(), rng=seed, memory_size=300,
+                                         novelty_tries=0), CellShare),
 }
 
 
@@ -100,7 +103,7 @@ def test_a_crashed_run_resumes_exactly_for_every_strategy(tmp_path, strategy, cr
 
 
 @pytest.mark.parametrize("strategy,crash_at,status", [
-    ("evolution", 17, "cached"), ("rl", 16, "cached"), ("undescribable", 14, "invalid"),
+    ("evolution", 17, "cached"), ("rl-repeats", 16, "cached"), ("undescribable", 14, "invalid"),
     ("evolution", 15, "ok")])
 def test_a_run_killed_right_after_an_ask_resumes_exactly(tmp_path, monkeypatch, strategy,
                                                          crash_at, status):

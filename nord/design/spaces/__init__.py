@@ -38,6 +38,8 @@ register_space("remnet", "nord.design.spaces.remnet:RemNetSpace",
                summary="chapter-6 REMNet cells (table 6.1), trained")
 register_space("deepneat", "nord.design.spaces.deepneat:DeepNEATSpace",
                summary="DeepNEAT block genomes (section 4.2.1), trained")
+register_space("gcn", "nord.design.spaces.gcn:GCNSpace",
+               summary="chapter-7 GraphSAGE ranker genomes (table 7.1), trained as predictors")
 
 
 def get_space(name: str, **settings) -> SearchSpace:

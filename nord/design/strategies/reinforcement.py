@@ -23,6 +23,28 @@ was); every random choice comes from the strategy's generator; and with
 ``space.held_only`` an episode whose cell the loaded table lacks is replayed
 with random actions (up to ``max_tries`` times) so the agent is scored only on
 cells the subset holds.
+
+Exploration, so that the agent does not spend its budget on cells it already
+proposed (with the shipped 30k-cell table and 150 queries, 93 % of the
+proposals used to be repeats, answered from the cache):
+
+* epsilon decays with the agent's *own* decisions only; the random replays of
+  ``held_only`` are the environment's, and counting them (some 60 steps per
+  proposal) had made the agent greedy within its first 20 episodes;
+* novelty: a proposal isomorphic to an earlier one is played again in a
+  widening neighbourhood of the policy's cell: replay ``r`` of
+  ``N = novelty_tries`` keeps the policy's layer types and redraws each step's
+  inputs with probability ``r / N``; replays ``N + 1 .. 2N`` also take random
+  layers with probability ``r / N - 1``; after those (or when the table lacks
+  the replayed cell), random cells;
+* random replays *grow* their cells (a random action adds a layer, it never
+  stops the cell early): most random episodes otherwise stop within a layer or
+  two and prune to the same few tiny cells (input -> output alone was 1 in 3),
+  while most cells of a table have 5 inner layers.
+
+At most ``max_tries`` episodes are played per proposal; when none is new the
+first one the table holds is proposed again. The episode the agent learns from
+is the one whose cell it proposed. ``novelty_tries=0`` turns novelty off.
 """
 
 from __future__ import annotations
@@ -50,6 +72,7 @@ POSITIONS = MAX_INNER + 1     # layer positions before the output (input include
 CODE = 4                      # 3 ops + the input layer's code
 STATE_SIZE = POSITIONS * CODE + 21
 NO_CONNECTION = POSITIONS     # index of the input head's "no connection" output
+_UPPER = np.triu_indices(POSITIONS + 1, k=1)  # the 21 connection bits of the state, in order
 
 
 class _one_thread:
@@ -86,8 +109,7 @@ class CellBuilder:
         matrix = np.zeros((POSITIONS + 1, POSITIONS + 1), dtype=np.float32)
         for src, dst in self.edges:
             matrix[src, dst] = 1.0
-        rows, cols = np.triu_indices(POSITIONS + 1, k=1)
-        return np.concatenate([codes, matrix[rows, cols]])
+        return np.concatenate([codes, matrix[_UPPER]])
 
     def inputs(self, scores: np.ndarray) -> Tuple[int, int]:
         """The two highest-scoring choices among existing layers and "no connection"."""
@@ -201,7 +223,8 @@ class DQNAgent(Strategy):
     def __init__(self, space: Optional[NASBench101Space] = None, rng: Any = None,
                  hidden: int = 64, lr: float = 1e-3, gamma: float = 0.99, batch_size: int = 32,
                  memory_size: int = 5000, eps_start: float = 0.9, eps_end: float = 0.05,
-                 eps_decay: float = 1000.0, target_update: int = 10, max_tries: int = 200) -> None:
+                 eps_decay: float = 1000.0, target_update: int = 10, max_tries: int = 200,
+                 novelty_tries: int = 10) -> None:
         space = space or NASBench101Space()
         if not isinstance(space, NASBench101Space):
             raise StrategySettingsError(f"the RL agent builds NAS-Bench-101 cells; it needs "
@@ -209,9 +232,15 @@ class DQNAgent(Strategy):
                                         f"{getattr(space, 'name', space)!r}")
         super().__init__(space, rng)
         self.ops = list(space.ops)
-        self.gamma, self.batch_size, self.memory_size = float(gamma), int(batch_size), int(memory_size)
-        self.eps_start, self.eps_end, self.eps_decay = float(eps_start), float(eps_end), float(eps_decay)
+        self.gamma, self.batch_size = float(gamma), int(batch_size)
+        self.memory_size = int(memory_size)
+        self.eps_start, self.eps_end = float(eps_start), float(eps_end)
+        self.eps_decay = float(eps_decay)
         self.target_update, self.max_tries = int(target_update), int(max_tries)
+        if int(novelty_tries) < 0:
+            raise StrategySettingsError(f"novelty_tries must be 0 or more (0: propose repeats "
+                                        f"as the policy gives them), got {novelty_tries}")
+        self.novelty_tries = int(novelty_tries)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.rng.integers(2 ** 31)))
             self.policy_net = QNetwork(len(self.ops), hidden)
@@ -223,31 +252,42 @@ class DQNAgent(Strategy):
         self.steps_done = 0
         self.episodes = 0
         self.episode_transitions: dict = {}
+        self.proposed: dict = {}  # canonical hash of every cell proposed -> None (ordered set)
         self._saved = None  # (episodes, network bytes, memory bytes) last serialised
 
     # ------------------------------------------------------------- acting
     @property
     def epsilon(self) -> float:
-        return self.eps_end + (self.eps_start - self.eps_end) * math.exp(-self.steps_done / self.eps_decay)
+        decay = math.exp(-self.steps_done / self.eps_decay)
+        return self.eps_end + (self.eps_start - self.eps_end) * decay
 
-    def _act(self, builder: CellBuilder, explore: bool) -> Tuple[int, Tuple[int, int]]:
-        eps = self.epsilon
-        self.steps_done += 1
-        if explore or self.rng.random() < eps:
-            layer = int(self.rng.integers(len(self.ops) + 1))
+    def _act(self, builder: CellBuilder, explore: Optional[float], rewire: float = 0.0,
+             grow: bool = False) -> Tuple[int, Tuple[int, int]]:
+        """One step: a random action with probability ``explore`` (``None``: the
+        epsilon schedule, and the step counts towards its decay), else the
+        policy's, its inputs redrawn at random with probability ``rewire``.
+        ``grow``: a random action adds a layer, it never stops the cell."""
+        if explore is None:
+            explore = self.epsilon
+            self.steps_done += 1
+        if explore >= 1 or self.rng.random() < explore:
+            layer = int(self.rng.integers(len(self.ops) + (0 if grow else 1)))
             scores = self.rng.random(POSITIONS + 1)
         else:
             with torch.no_grad():
                 q_layer, q_input = self.policy_net(torch.from_numpy(builder.state())[None])
             layer = int(q_layer[0].argmax())
-            scores = torch.softmax(q_input[0], 0).numpy()
+            if rewire > 0 and self.rng.random() < rewire:
+                scores = self.rng.random(POSITIONS + 1)
+            else:
+                scores = torch.softmax(q_input[0], 0).numpy()
         return layer, builder.inputs(scores)
 
-    def _episode(self, explore: bool):
+    def _episode(self, explore: Optional[float], rewire: float = 0.0, grow: bool = False):
         builder, transitions = CellBuilder(self.ops), []
         while not builder.done:
             state = builder.state()
-            layer, (in1, in2) = self._act(builder, explore)
+            layer, (in1, in2) = self._act(builder, explore, rewire, grow)
             done = builder.step(layer, (in1, in2))
             transitions.append(Transition(state, layer, in1, in2,
                                           None if done else builder.state(), 0.0))
@@ -258,12 +298,34 @@ class DQNAgent(Strategy):
             return self._propose_episode()
 
     def _propose_episode(self) -> NeuralDescriptor:
-        descriptor, transitions = self._episode(explore=False)
-        if self.space.held_only:
-            tries = 1
-            while not self.space.is_held(descriptor) and tries < self.max_tries:
-                descriptor, transitions = self._episode(explore=True)
-                tries += 1
+        """The policy's episode, replayed (up to ``max_tries`` episodes in all) while
+        its cell repeats an earlier proposal or, with ``space.held_only``, is not in
+        the table (see the module docstring)."""
+        descriptor, transitions = self._episode(None)
+        held = not self.space.held_only or self.space.is_held(descriptor)
+        key = _cell_key(descriptor) if held else None
+        repeat = (descriptor, transitions, key) if held else None  # the fallback
+        tries, replay = 1, 0
+        while ((not held or (self.novelty_tries and key in self.proposed))
+               and tries < self.max_tries):
+            if held and replay < 2 * self.novelty_tries:
+                replay += 1  # a repeat: search a widening neighbourhood of the policy's cell
+                rewire = min(1.0, replay / self.novelty_tries)
+                explore = max(self.epsilon, replay / self.novelty_tries - 1.0)
+                descriptor, transitions = self._episode(explore, rewire=rewire)
+            else:  # a random cell, grown to full size (as most cells of a table are)
+                descriptor, transitions = self._episode(1.0, grow=True)
+            held = not self.space.held_only or self.space.is_held(descriptor)
+            key = _cell_key(descriptor) if held else None
+            if held and repeat is None:
+                repeat = (descriptor, transitions, key)
+            tries += 1
+        if not held or (self.novelty_tries and key in self.proposed):
+            if repeat is not None:  # nothing new found: an earlier proposal again
+                descriptor, transitions, key = repeat
+            else:  # nothing the table holds: a cell it lacks (scored as a failure)
+                key = _cell_key(descriptor)
+        self.proposed[key] = None
         self.episode_transitions[self.next_id] = transitions
         return descriptor
 
@@ -299,8 +361,9 @@ class DQNAgent(Strategy):
             with torch.no_grad():  # double DQN: the policy picks, the target values
                 policy_layer, policy_input = self.policy_net(following)
                 target_layer, target_input = self.target_net(following)
-                value = (target_layer.gather(1, policy_layer.argmax(1, keepdim=True)).squeeze(1)
-                         + target_input.gather(1, policy_input.argmax(1, keepdim=True)).squeeze(1)) / 2
+                layer_value = target_layer.gather(1, policy_layer.argmax(1, keepdim=True))
+                input_value = target_input.gather(1, policy_input.argmax(1, keepdim=True))
+                value = (layer_value.squeeze(1) + input_value.squeeze(1)) / 2
             targets[alive] += self.gamma * value
         chosen = torch.stack([q_layer.gather(1, layers[:, None]).squeeze(1),
                               q_input.gather(1, in1[:, None]).squeeze(1),
@@ -331,7 +394,7 @@ class DQNAgent(Strategy):
                     for i, steps in self.episode_transitions.items()}
         state.update(networks=self._saved[1], memory=self.memory.state_dict(),
                      steps_done=self.steps_done, episodes=self.episodes,
-                     episode_transitions=episodes)
+                     episode_transitions=episodes, proposed=_keys_to_array(self.proposed))
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -348,7 +411,25 @@ class DQNAgent(Strategy):
         self.episodes = int(state["episodes"])
         self.episode_transitions = {int(i): [_transition(t) for t in steps]
                                     for i, steps in dict(state["episode_transitions"]).items()}
+        # states saved before novelty replays have no record of what was proposed
+        self.proposed = dict.fromkeys(_keys_from_array(state.get("proposed")))
         self._saved = None
+
+
+def _cell_key(descriptor: NeuralDescriptor) -> str:
+    """The cell's canonical hash: isomorphic cells share it."""
+    return descriptor.canonical_hash()
+
+
+def _keys_to_array(keys) -> np.ndarray:
+    """Hex MD5 keys as a ``[n, 16]`` uint8 array (a run store saves only its new rows)."""
+    return np.array([list(bytes.fromhex(key)) for key in keys], dtype=np.uint8).reshape(-1, 16)
+
+
+def _keys_from_array(saved) -> List[str]:
+    if saved is None:
+        return []
+    return [bytes(row).hex() for row in np.asarray(saved, dtype=np.uint8).reshape(-1, 16)]
 
 
 def _as_tensors(value: Any) -> Any:
