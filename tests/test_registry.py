@@ -110,7 +110,8 @@ def test_the_decorator_form_registers_and_returns_the_class():
 
 def test_the_built_in_registries_hold_what_the_thesis_runs_use():
     assert SPACES.names() == ["nasbench201", "nasbench101", "remnet", "deepneat", "gcn"]
-    assert STRATEGIES.names() == ["evolution", "random", "local-search", "rl"]
+    assert STRATEGIES.names() == ["evolution", "random", "local-search", "guided-evolution",
+                                  "rl"]
     assert EXECUTORS.names() == ["serial", "process", "ray"]
     assert OBJECTIVES.names() == ["nasbench201", "nasbench101", "training"]
     assert all(registry.summary(name) for registry in (SPACES, STRATEGIES, EXECUTORS, OBJECTIVES)
@@ -149,7 +150,8 @@ def test_registered_additions_appear_in_help_and_run_from_the_command_line(
     assert re.search(r"\n  shuffled +random search under another name\n", text)
     assert "counting  serial, counting its uses" in text
     assert "nb201-copy   NAS-Bench-201 again" in text
-    assert "one of evolution, random, local-search, rl, shuffled" in re.sub(r"- ", "-", " ".join(text.split()))
+    assert "one of evolution, random, local-search, guided-evolution, rl, shuffled" in re.sub(
+        r"- ", "-", " ".join(text.split()))
     assert main(["search", "--strategy", "shuffled", "--executor", "counting", "--budget", "5",
                  "--quiet", "--out", str(tmp_path / "run")]) == 0
     assert registered_additions == [1]

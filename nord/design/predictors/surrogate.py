@@ -159,9 +159,9 @@ class GraphSurrogate(Surrogate):
 
     name = "gcn"
 
-    def __init__(self, vocabulary: Sequence[str], hidden: int = 32, layers: int = 2,
-                 ensemble: int = 3, loss: str = "regression", lr: float = 0.01,
-                 weight_decay: float = 1e-4, initial_steps: int = 200, steps: int = 10,
+    def __init__(self, vocabulary: Sequence[str], hidden: int = 16, layers: int = 2,
+                 ensemble: int = 2, loss: str = "regression", lr: float = 0.01,
+                 weight_decay: float = 1e-4, initial_steps: int = 100, steps: int = 5,
                  seed: int = 0) -> None:
         import torch
         vocabulary = tuple(str(v) for v in vocabulary)
@@ -204,7 +204,7 @@ class GraphSurrogate(Surrogate):
         self.parameters["head_bias"] = torch.nn.Parameter(torch.zeros(m, 1, h))
         self.parameters["out"] = weight(h, 1)
         self.optimizer = torch.optim.AdamW(list(self.parameters.values()), lr=self.lr,
-                                           weight_decay=self.weight_decay)
+                                           weight_decay=self.weight_decay, foreach=True)
 
     # ------------------------------------------------------------- encoding
     def _encode(self, graph) -> tuple:

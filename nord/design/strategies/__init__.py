@@ -38,6 +38,9 @@ register_strategy("random", "nord.design.strategies.random_search:RandomSearch",
                   summary="uniform random sampling of the space")
 register_strategy("local-search", "nord.design.strategies.local_search:LocalSearch",
                   summary="best-improvement local search with random restarts")
+register_strategy("guided-evolution",
+                  "nord.design.strategies.guided_evolution:GuidedEvolution",
+                  summary="regularized evolution whose children a predictor picks (chapter 7)")
 register_strategy("rl", "nord.design.strategies.reinforcement:DQNAgent",
                   summary="double DQN agent building cells (nasbench101 only)")
 
