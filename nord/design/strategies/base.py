@@ -24,7 +24,8 @@ import numpy as np
 
 from nord.errors import StrategyError
 
-__all__ = ["Candidate", "Strategy", "StrategyError", "make_rng", "rng_state", "set_rng_state"]
+__all__ = ["Candidate", "Strategy", "StrategyError", "make_rng", "rng_state", "set_rng_state",
+           "unseen_sample"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,17 @@ def rng_state(rng: np.random.Generator) -> dict:
 
 def set_rng_state(rng: np.random.Generator, state: dict) -> None:
     rng.bit_generator.state = copy.deepcopy(state)
+
+
+def unseen_sample(space, rng: np.random.Generator, seen, key, max_tries: int):
+    """A sample of ``space`` whose ``key(architecture)`` is not in ``seen``, drawing up
+    to ``max_tries`` more times; the last draw when the space seems exhausted."""
+    architecture = space.sample(rng)
+    for _ in range(max_tries):
+        if key(architecture) not in seen:
+            break
+        architecture = space.sample(rng)
+    return architecture
 
 
 class Strategy(abc.ABC):

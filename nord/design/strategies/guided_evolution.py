@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from nord.design.strategies.base import unseen_sample
 from nord.design.strategies.evolution import Individual, RegularizedEvolution
 from nord.errors import GraphDatasetError, StrategySettingsError
 
@@ -136,12 +137,7 @@ class GuidedEvolution(RegularizedEvolution):
         return self._remember(children[best], keys[best])
 
     def _unseen_sample(self):
-        architecture = self.space.sample(self.rng)
-        for _ in range(self.max_tries):
-            if self._key(architecture) not in self.seen:
-                break
-            architecture = self.space.sample(self.rng)
-        return architecture
+        return unseen_sample(self.space, self.rng, self.seen, self._key, self.max_tries)
 
     def _remember(self, architecture, key: Optional[str] = None):
         self.seen.add(self._key(architecture) if key is None else key)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
-from nord.design.strategies.base import Strategy
+from nord.design.strategies.base import Strategy, unseen_sample
 from nord.errors import StrategySettingsError
 
 __all__ = ["LocalSearch", "neighbourhood"]
@@ -84,12 +84,7 @@ class LocalSearch(Strategy):
         return architecture
 
     def _unseen_sample(self):
-        architecture = self.space.sample(self.rng)
-        for _ in range(self.max_tries):
-            if self._key(architecture) not in self.seen:
-                break
-            architecture = self.space.sample(self.rng)
-        return architecture  # the space is exhausted if still seen: a repeat
+        return unseen_sample(self.space, self.rng, self.seen, self._key, self.max_tries)
 
     def _neighbourhood(self, architecture) -> List[Any]:
         candidates = neighbourhood(self.space, architecture)
