@@ -11,7 +11,11 @@ independent registry with only the built-in datasets; evaluators accept a
 registry explicitly (``LocalEvaluator(..., configs=...)``), so no hidden
 global state has to reach an algorithm.
 
-Built-in datasets: ``fashion-mnist``, ``cifar10``, ``activity_recognition``.
+Built-in datasets: ``fashion-mnist``, ``cifar10``, ``activity_recognition`` and
+the graph datasets of chapter 7, ``graph-nasbench3``, ``graph-nasbench1``,
+``graph-f-mnist3``, ``graph-f-mnist1`` (their loaders give
+:class:`~nord.design.predictors.datasets.ArchitectureDataset` objects; see
+:mod:`nord.configurations.builtin`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 A metric is an object with ``update(outputs, targets)`` over batches and
 ``result() -> float``; :func:`make_metrics` builds fresh ones from names.
+The rank correlations (``kendall_tau``, ``spearman_rho``: the metrics of the
+graph datasets of table 3.1) compare one predicted score per architecture
+with its true value, over the whole split.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from typing import Callable, Dict, Iterable
 
 import torch
 
-from nord.errors import SettingsError
+from nord.errors import InvalidArgumentError, SettingsError
 
-__all__ = ["Accuracy", "MeanSquaredError", "MeanAbsoluteError", "R2Score",
-           "METRICS", "make_metrics"]
+__all__ = ["Accuracy", "MeanSquaredError", "MeanAbsoluteError", "R2Score", "KendallTau",
+           "SpearmanRho", "METRICS", "make_metrics"]
 
 
 class Accuracy:
@@ -70,11 +73,52 @@ class R2Score(_Regression):
         return 1.0 - self.sum_sq_error / total if total > 0 else float("nan")
 
 
+class _RankCorrelation:
+    def __init__(self):
+        self.outputs, self.targets = [], []
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        if outputs.numel() != targets.numel():
+            raise InvalidArgumentError(
+                f"a rank correlation compares one predicted score per architecture with "
+                f"its true value; got outputs of shape {tuple(outputs.shape)} for targets of "
+                f"shape {tuple(targets.shape)} (score each architecture, not each pair)")
+        self.outputs.append(outputs.detach().reshape(-1).double().cpu())
+        self.targets.append(targets.detach().reshape(-1).double().cpu())
+
+    def _pair(self):
+        if not self.outputs:
+            return None
+        return torch.cat(self.outputs).numpy(), torch.cat(self.targets).numpy()
+
+
+class KendallTau(_RankCorrelation):
+    """Kendall's tau-b of the predicted scores against the true values (NaN if undefined)."""
+
+    def result(self) -> float:
+        from nord.analysis.ranking import kendall_tau
+        pair = self._pair()
+        return float("nan") if pair is None or len(pair[0]) < 2 else \
+            kendall_tau(*pair).statistic
+
+
+class SpearmanRho(_RankCorrelation):
+    """Spearman's rho of the predicted scores against the true values (NaN if undefined)."""
+
+    def result(self) -> float:
+        from nord.analysis.ranking import spearman_rho
+        pair = self._pair()
+        return float("nan") if pair is None or len(pair[0]) < 2 else \
+            spearman_rho(*pair).statistic
+
+
 METRICS: Dict[str, Callable[[], object]] = {
     "accuracy": Accuracy,
     "mse": MeanSquaredError,
     "mae": MeanAbsoluteError,
     "r2": R2Score,
+    "kendall_tau": KendallTau,
+    "spearman_rho": SpearmanRho,
 }
 
 

@@ -15,7 +15,8 @@ def test_default_registry_is_shared_and_holds_table_3_1_datasets():
     assert Configs() is Configs()
     assert Configs(isolated=True) is not Configs()
     c = Configs(isolated=True)
-    assert c.names() == ["fashion-mnist", "cifar10", "activity_recognition"]
+    assert c.names() == ["fashion-mnist", "cifar10", "activity_recognition", "graph-nasbench3",
+                         "graph-nasbench1", "graph-f-mnist3", "graph-f-mnist1"]
     fm, cifar, har = c["fashion-mnist"], c["cifar10"], c["activity_recognition"]
     assert (fm.num_outputs, fm.input_shape, fm.channels) == (10, (28, 28), 1)
     assert (cifar.num_outputs, cifar.input_shape, cifar.channels) == (10, (32, 32), 3)

@@ -124,7 +124,8 @@ def test_diverging_training_is_a_failed_result_not_an_exception(configs):
 
 def test_unknown_dataset_lists_registered_names(configs):
     with pytest.raises(UnknownDatasetError, match=r"'stripe'.*did you mean 'stripes'.*registered "
-                       r"datasets: fashion-mnist, cifar10, activity_recognition, stripes, linear"):
+                       r"datasets: fashion-mnist, cifar10, activity_recognition, graph-nasbench3, "
+                       r"graph-nasbench1, graph-f-mnist3, graph-f-mnist1, stripes, linear"):
         LocalEvaluator("adam", {}, configs=configs).descriptor_evaluate(small_cnn(), 1, "stripe")
 
 

@@ -142,6 +142,9 @@ class ArchitectureDataset:
         ``path`` is a run folder or its ``run.sqlite``; ``space`` (optional)
         names the space the caller expects, and a store of another space is an
         error. Failed and invalid evaluations are left out; repeats are merged.
+        A study whose trials are architectures (``nord study fmnist-architectures``)
+        loads too, through its ``architecture_dataset``; then ``space`` names the
+        study.
         """
         from nord.design.spaces import get_space
         from nord.execution.store import RunStore
@@ -155,6 +158,8 @@ class ArchitectureDataset:
         with RunStore(path, create=False) as store:
             meta = store.meta()
             records = [r for r in store.finished() if r.status == "ok"]
+        if "study" in meta:
+            return cls._from_study_store(path, meta["study"], records, space)
         settings = meta.get("settings")
         if not isinstance(settings, dict) or not isinstance(settings.get("space"), str):
             raise GraphDatasetError(f"{path} is not a search run (no search settings); an "
@@ -188,6 +193,26 @@ class ArchitectureDataset:
             targets.append(float(record.fitness))
         return cls.build(graphs, targets, search_space.graph_vocabulary,
                          f"{stored_space} run {path.parent}")
+
+    @classmethod
+    def _from_study_store(cls, path: Path, stored, records, expected: Optional[str]
+                          ) -> "ArchitectureDataset":
+        from nord.studies import STUDIES
+        name = stored.get("name") if isinstance(stored, dict) else None
+        if expected is not None and name != expected:
+            raise GraphDatasetError(f"{path} holds a {name!r} study, not {expected!r}; give "
+                                    f"the run folder of nord study {expected}")
+        study_class = STUDIES[name] if isinstance(name, str) and name in STUDIES else None
+        if study_class is None or not hasattr(study_class, "architecture_dataset"):
+            raise GraphDatasetError(f"{path} holds a {name!r} study, whose trials are not "
+                                    f"architectures; architecture datasets come from nord "
+                                    f"search runs and nord study fmnist-architectures")
+        try:
+            study = study_class.from_settings(stored.get("settings") or {})
+        except (NordError, TypeError) as error:
+            raise GraphDatasetError(f"cannot rebuild the {name} study of {path}: "
+                                    f"{error}") from error
+        return study.architecture_dataset(records, f"{name} run {path.parent}")
 
     # --------------------------------------------------------------- using
     def subset(self, indices: Sequence[int], name: str = "") -> "ArchitectureDataset":
