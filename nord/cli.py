@@ -91,6 +91,7 @@ def _search(args) -> int:
         ("dataset", args.dataset), ("epochs", args.epochs),
         ("data_percentage", args.percentage), ("optimizer", args.optimizer),
         ("split", args.fitness_split), ("batch_size", args.batch_size)) if value is not None}
+    objective_options.update(dict(args.objective_option or ()))
     if objective_options:
         explicit["objective_options"] = objective_options
     defaults = {f.name: f.default for f in fields(SearchSettings)
@@ -433,9 +434,11 @@ def _add_search(command, spaces, strategies, executors) -> None:
 
     training = search.add_argument_group("training (spaces that train their candidates)")
     training.add_argument("--channels", type=int, help="remnet: channel count C (default: 16)")
-    training.add_argument("--dataset", help="dataset to train on (default: fashion-mnist)")
+    training.add_argument("--dataset", help="dataset to train on (default: fashion-mnist; "
+                          "gcn: the architectures its rankers learn, nasbench101 or a search's "
+                          "run folder)")
     training.add_argument("--epochs", type=int, help="training epochs per candidate "
-                          "(default: 1; thesis 10)")
+                          "(default: 1; thesis 10, gcn 2)")
     training.add_argument("--percentage", type=float, help="share of the training set "
                           "(default: 1.0)")
     training.add_argument("--optimizer", help="optimizer (default: adam)")
@@ -443,6 +446,10 @@ def _add_search(command, spaces, strategies, executors) -> None:
     training.add_argument("--fitness-split", choices=["validation", "test"],
                           help="score on a validation split carved from the training set "
                           "(default) or on the test set (as the thesis did)")
+    training.add_argument("--objective-option", dest="objective_option", action="append",
+                          default=None, type=key_value_argument, metavar="KEY=VALUE",
+                          help="another option of the objective (repeatable), e.g. for "
+                          "--space gcn size=500 epsilon=0.003 (Table 7.2's values)")
     training.add_argument("--fidelity-from", metavar="STUDY",
                           help="train at the epochs and data share a nord study fidelity "
                           "folder recommends (its space, dataset and optimizer unless given)")

@@ -113,7 +113,7 @@ def test_the_built_in_registries_hold_what_the_thesis_runs_use():
     assert STRATEGIES.names() == ["evolution", "random", "local-search", "guided-evolution",
                                   "rl"]
     assert EXECUTORS.names() == ["serial", "process", "ray"]
-    assert OBJECTIVES.names() == ["nasbench201", "nasbench101", "training"]
+    assert OBJECTIVES.names() == ["nasbench201", "nasbench101", "training", "predictor"]
     assert all(registry.summary(name) for registry in (SPACES, STRATEGIES, EXECUTORS, OBJECTIVES)
                for name in registry)
     assert type(get_space("nasbench201")).__name__ == "NASBench201Space"

@@ -247,6 +247,9 @@ register_objective("nasbench101", NASBench101Objective,
                    summary="look NAS-Bench-101 cells up in the benchmark table")
 register_objective("training", TrainingObjective,
                    summary="train each candidate with LocalEvaluator")
+register_objective("predictor", "nord.execution.predictor_objective:PredictorObjective",
+                   summary="gcn genomes: Kendall's tau of the trained ranker on unseen "
+                   "architectures (chapter 7)")
 
 
 def make_objective(name: str, **settings) -> Objective:

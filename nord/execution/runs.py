@@ -124,8 +124,14 @@ class SearchSettings:
     def build_objective(self):
         """The space's benchmark table, or ``objective='training'``: train each
         candidate with ``LocalEvaluator`` (``objective_options``: dataset,
-        epochs, data_percentage, optimizer, batch_size, seed, ...)."""
+        epochs, data_percentage, optimizer, batch_size, seed, ...). The ``gcn``
+        space's fitness is the ``predictor`` objective (a trained ranker's
+        Kendall tau; ``objective_options``: dataset, size, train, epsilon,
+        epochs, lr, weight_decay, batch_size, seed; ``table`` is its
+        NAS-Bench-101 table)."""
         self.check()
+        if self.objective == "predictor" or (self.objective is None and self.space == "gcn"):
+            return self._predictor_objective()
         if self.objective == "training" or (self.objective is None
                                             and self.space not in TABLE_SPACES):
             ignored = [name for name, value in (("fitness", self.fitness), ("table", self.table),
@@ -141,7 +147,8 @@ class SearchSettings:
             return make_objective("training", **options)
         if self.objective not in (None, "table"):
             raise SettingsError(f"unknown objective {self.objective!r}; use 'table' (the "
-                                f"benchmark's table) or 'training'")
+                                f"benchmark's table), 'training' or, for the gcn space, "
+                                f"'predictor'")
         if self.objective_options:
             flags = ", ".join(sorted(self.objective_options))
             raise SettingsError(f"the {self.space} space is scored from its benchmark table, so "
@@ -161,12 +168,35 @@ class SearchSettings:
         raise SettingsError(f"no benchmark table for the space {self.space!r}; pass "
                             f"objective='training' to train its candidates")
 
+    def _predictor_objective(self):
+        """The ``predictor`` objective of a ``gcn`` search (chapter 7)."""
+        if self.space != "gcn":
+            raise SettingsError(f"the predictor objective scores GCN rankers (genomes of the "
+                                f"gcn space), not {self.space} architectures; use it with "
+                                f"--space gcn")
+        ignored = [name for name, value in (("fitness", self.fitness),
+                                            ("report", self.report)) if value]
+        if ignored:
+            raise SettingsError(f"{', '.join('--' + n for n in ignored)}: the gcn space's "
+                                f"fitness is the trained ranker's Kendall tau (its top-50 % "
+                                f"tau and parameters are recorded too); leave them out")
+        options = {"seed": self.seed, **self.objective_options}
+        if self.table is not None:
+            options.setdefault("table", self.table)
+        return make_objective("predictor", **options)
+
     def build_space(self, objective=None):
         """The space; for NAS-Bench-101 ``held_only`` defaults to whether the
         loaded table is a subset, and then the mutation to ``nasbench`` (listing
         3.6's rules only grow cells, and the subset's cells are mostly maximal,
-        so they would almost never reach another held cell)."""
+        so they would almost never reach another held cell). The ``gcn`` space's
+        standard width F defaults to ``SEARCH_FILTERS`` (32, so that a CPU
+        evaluates a genome in seconds; the thesis's 300 with
+        ``space_options={'filters': 300}``)."""
         options = dict(self.space_options)
+        if self.space == "gcn":
+            from nord.execution.predictor_objective import SEARCH_FILTERS
+            options.setdefault("filters", SEARCH_FILTERS)
         if self.space == "nasbench101" and isinstance(objective, NASBench101Objective):
             if options.get("held_only") is None:
                 options["held_only"] = len(objective.evaluator) < NASBENCH101_CELLS

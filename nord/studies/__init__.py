@@ -1,4 +1,4 @@
-"""Studies of chapters 4-5 (``nord study ...``): enumerated trials run as runs.
+"""Studies of chapters 4-5 and 7 (``nord study ...``): enumerated trials run as runs.
 
 A study goes through the same run loop, store and executors as a search (see
 :mod:`nord.studies.base`), so it resumes after a kill and runs on several
@@ -32,3 +32,10 @@ register_study("nasbench101-epochs", "nord.studies.nasbench101_epochs:NASBench10
 register_study("fidelity", "nord.studies.fidelity:FidelityStudy",
                summary="recommend the cheapest training budget whose ranking agrees with "
                "the largest (tau >= 0.75); nord search --fidelity-from uses it")
+register_study("fmnist-architectures",
+               "nord.studies.fmnist_architectures:FashionMNISTArchitecturesStudy",
+               summary="train random 8-node NAS-Bench-101-op architectures on Fashion-MNIST: "
+               "the graph-f-mnist datasets of chapter 7 (§7.3.4)")
+register_study("predictors", "nord.studies.predictors:PredictorsStudy",
+               summary="EGraph against ReNAS on NAS-Bench-101 (table 7.4); with --search, a "
+               "gcn search's best genomes and Figures 7.3-7.8 (table 7.3)")

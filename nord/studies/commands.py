@@ -145,6 +145,97 @@ FIDELITY_SETTINGS = ("space", "dataset", "architectures", "epochs", "shares", "o
                      "seed")
 
 
+def _fmnist_architectures_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=["thesis"], default=None,
+                        help="§7.3.4's settings: 980 architectures, 32 channels, 108 epochs on "
+                        "the whole training set, test accuracy (other flags override them)")
+    parser.add_argument("--architectures", type=int, default=None,
+                        help="distinct architectures (default 12; thesis 980)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default 1; thesis 108)")
+    parser.add_argument("--percentage", type=float, default=None,
+                        help="share of the training set (default 0.02; thesis 1)")
+    parser.add_argument("--channels", type=int, default=None,
+                        help="filters of 3x3 convolutions, half for 1x1 (default 8; thesis 32)")
+    parser.add_argument("--pool", choices=["2x2", "3x3"], default=None,
+                        help="maxpool3x3 nodes as 2x2 stride-2 pooling (the thesis's) or "
+                        "NAS-Bench-101's 3x3 stride 1 (default 2x2)")
+    parser.add_argument("--max-nodes", type=int, default=None,
+                        help="nodes per architecture, input and output included (default 8)")
+    parser.add_argument("--optimizer", default=None, help="optimizer (default adamw)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 64")
+    parser.add_argument("--split", choices=["validation", "test"], default=None,
+                        help="where accuracies are measured (default validation; thesis test)")
+    parser.add_argument("--validation-fraction", type=float, default=None,
+                        help="share of the training set held out as validation split "
+                        "(default 0.02)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+
+
+FMNIST_ARCHITECTURES_SETTINGS = ("architectures", "epochs", "percentage", "channels", "pool",
+                                 "max_nodes", "optimizer", "batch_size", "split",
+                                 "validation_fraction", "seed")
+
+
+def _fmnist_architectures_settings(args) -> Dict[str, Any]:
+    from nord.studies.fmnist_architectures import THESIS_SETTINGS
+    typed: Dict[str, Any] = dict(THESIS_SETTINGS) if args.preset == "thesis" else {}
+    typed.update(_typed(args, FMNIST_ARCHITECTURES_SETTINGS))
+    return typed
+
+
+def _predictors_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=["table-7.4"], default=None,
+                        help="§7.4.3's settings: 450/1050 cells, F=300, 2 EGraph epochs, 200 "
+                        "ReNAS epochs, seeds 0-4 (other flags override them)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="egraph, egraph-regression, renas-32, renas-1024, search-best "
+                        "(default: egraph renas-32 renas-1024, and search-best with --search)")
+    parser.add_argument("--search", default=None, metavar="FOLDER",
+                        help="a nord search --space gcn run: its best genome is trained too, "
+                        "and table 7.3 and Figures 7.3-7.8 are drawn from it")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="training seeds, one trial per model and seed (default 0; "
+                        "thesis 5 seeds)")
+    parser.add_argument("--train", type=int, default=None,
+                        help="training architectures (default 100; thesis 450)")
+    parser.add_argument("--test", type=int, default=None,
+                        help="test architectures (default 200; thesis 1050)")
+    parser.add_argument("--epsilon", type=float, default=None,
+                        help="margin of the EQUAL class (default 0.003)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="EGraph training epochs (default 1; thesis 2, or 5)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="EGraph batch size (default 32)")
+    parser.add_argument("--filters", type=int, default=None,
+                        help="EGraph's standard width F (default 32; thesis 300)")
+    parser.add_argument("--regression-epochs", type=int, default=None,
+                        help="EGraph-Regression epochs (default 20)")
+    parser.add_argument("--renas-epochs", type=int, default=None,
+                        help="ReNAS epochs (default 20; thesis 200)")
+    parser.add_argument("--dataset", default=None,
+                        help="nasbench101 or a run folder of evaluated architectures "
+                        "(default nasbench101)")
+    parser.add_argument("--data-seed", type=int, default=None,
+                        help="seed of the sampled cells and their split (default 0)")
+    parser.add_argument("--table", default=None, help="NAS-Bench-101 table (default: found "
+                        "through $NORD_DATA)")
+    parser.add_argument("--top", type=int, default=None,
+                        help="genomes listed in table 7.3 (default 10)")
+
+
+PREDICTORS_SETTINGS = ("models", "search", "seeds", "train", "test", "epsilon", "epochs",
+                       "batch_size", "filters", "regression_epochs", "renas_epochs", "dataset",
+                       "data_seed", "table", "top")
+
+
+def _predictors_settings(args) -> Dict[str, Any]:
+    from nord.studies.predictors import THESIS_SETTINGS
+    typed: Dict[str, Any] = dict(THESIS_SETTINGS) if args.preset == "table-7.4" else {}
+    typed.update(_typed(args, PREDICTORS_SETTINGS))
+    return typed
+
+
 def _with_space_options(names):
     """Typed flags -> settings, with ``--space-option KEY=VALUE`` gathered in a dict."""
     def settings(args) -> Dict[str, Any]:
@@ -169,6 +260,8 @@ STUDY_FLAGS: Dict[str, tuple] = {
     "montecarlo": (_montecarlo_flags, _montecarlo_settings),
     "fidelity": (_fidelity_flags, _with_space_options(FIDELITY_SETTINGS)),
     "ranking": (_ranking_flags, _with_space_options(RANKING_SETTINGS)),
+    "fmnist-architectures": (_fmnist_architectures_flags, _fmnist_architectures_settings),
+    "predictors": (_predictors_flags, _predictors_settings),
     "nasbench101-epochs": (_nasbench101_flags,
                            lambda args: _typed(args, ("samples", "resamples", "seed", "table",
                                                       "distinct_runs"))),
@@ -178,7 +271,7 @@ STUDY_FLAGS: Dict[str, tuple] = {
 def add_study_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     """``nord study`` and one sub-command per registered study with flags."""
     from nord.studies import STUDIES
-    study = command("study", help="the studies of chapters 4-5, run and resumable like a "
+    study = command("study", help="the studies of chapters 4-5 and 7, run and resumable like a "
                     "search; tables and figures go into the run folder",
                     description="Run a study: a fixed list of trials, each committed to "
                     "<out>/run.sqlite as it finishes (--resume continues a killed one), "
