@@ -52,7 +52,8 @@ from nord.neural_nets.neural_builder import NeuralNet, default_head
 
 __all__ = ["export_network", "load_network", "network_source", "register_head", "ExportError",
            "ExportWarning", "UntrustedHeadError", "TamperedExportError", "ExportedFiles",
-           "EXPORT_FORMAT"]
+           "EXPORT_FORMAT", "state_dict_sha256", "refuse_non_finite_weights", "write_checksums",
+           "check_checksums"]
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,8 @@ def state_dict_sha256(state: Dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _refuse_non_finite(state: Dict[str, torch.Tensor], where: str) -> None:
+def refuse_non_finite_weights(state: Dict[str, torch.Tensor], where: str) -> None:
+    """Raise :class:`TamperedExportError` if a floating-point tensor holds NaN or inf."""
     for key, tensor in state.items():
         if not (tensor.is_floating_point() or tensor.is_complex()):
             continue
@@ -189,15 +191,17 @@ def _refuse_non_finite(state: Dict[str, torch.Tensor], where: str) -> None:
                 f"network diverged, so train it again (a lower learning rate helps)")
 
 
-def _write_checksums(folder: Path) -> Path:
-    names = [name for name in (DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE, PLAIN_WEIGHTS, PROGRAM,
-                               MANIFEST) if (folder / name).is_file()]
+def write_checksums(folder: Path, names=(DESCRIPTOR, WEIGHTS, TORCHSCRIPT, SOURCE,
+                                         PLAIN_WEIGHTS, PROGRAM, MANIFEST)) -> Path:
+    """Write ``SHA256SUMS`` (``sha256sum -c`` reads it) for those of ``names`` in
+    ``folder``."""
+    names = [name for name in names if (folder / name).is_file()]
     lines = [f"{_sha256((folder / name).read_bytes())}  {name}" for name in names]
     (folder / CHECKSUMS).write_text("\n".join(lines) + "\n")
     return folder / CHECKSUMS
 
 
-def _check_checksums(folder: Path, contents: Dict[str, bytes]) -> None:
+def check_checksums(folder: Path, contents: Dict[str, bytes]) -> None:
     """Compare the files read against ``SHA256SUMS`` where the export has one."""
     path = folder / CHECKSUMS
     if not path.is_file():
@@ -219,7 +223,7 @@ def export_network(net: NeuralNet, descriptor, folder, example: Optional[torch.T
     """Write the exports of ``net`` (compiled from ``descriptor``) into ``folder``."""
     folder = Path(folder)
     state = net.state_dict()
-    _refuse_non_finite(state, "cannot export")
+    refuse_non_finite_weights(state, "cannot export")
     settings = dict(net.build_settings)
     head = settings.pop("head")
     settings["head"] = _reference(head) if head is not None else None
@@ -250,7 +254,7 @@ def export_network(net: NeuralNet, descriptor, folder, example: Optional[torch.T
         _check(folder, example, expected, atol)
         program = _export_program(net, example, expected, folder / PROGRAM, atol)
         manifest = _write_manifest(folder, example, program)
-        checksums = _write_checksums(folder)
+        checksums = write_checksums(folder)
     finally:
         net.train(was_training)
     return ExportedFiles(folder, folder / DESCRIPTOR, folder / WEIGHTS, folder / TORCHSCRIPT,
@@ -384,7 +388,7 @@ def load_network(folder, head: Optional[Callable] = None) -> Tuple[NeuralNet, ob
             raise ExportError(f"{folder / name} is missing; {folder} is not a complete export "
                               f"(write one with nord export or export_network)")
     contents = {name: (folder / name).read_bytes() for name in (DESCRIPTOR, WEIGHTS)}
-    _check_checksums(folder, contents)
+    check_checksums(folder, contents)
     saved = _read_weights(folder / WEIGHTS)
     state, integrity = saved["state_dict"], saved["integrity"]
     if integrity["descriptor"] != _sha256(contents[DESCRIPTOR]):
@@ -395,7 +399,7 @@ def load_network(folder, head: Optional[Callable] = None) -> Tuple[NeuralNet, ob
         raise TamperedExportError(f"the weights in {folder / WEIGHTS} do not match their "
                                   f"recorded sha256: they changed after the export; export the "
                                   f"network again")
-    _refuse_non_finite(state, str(folder / WEIGHTS))
+    refuse_non_finite_weights(state, str(folder / WEIGHTS))
     try:
         descriptor = descriptor_from_json(contents[DESCRIPTOR])
     except SerializationError as error:

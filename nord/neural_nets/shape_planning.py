@@ -17,6 +17,10 @@ multi-input layer are reconciled. Three policies exist (thesis §3.2.1):
     *dimension keeping*: every layer with a channel parameter (``out_channels``)
     gets the same ``channels``; inputs are then reconciled as in
     ``minimum_viable_size``.
+``sum_to_widest`` (NORD's, for graph networks)
+    as ``minimum_viable_size``, but inputs with fewer channels than the widest
+    are projected up to it before the sum: in a chapter-7 ranker a skip from
+    the narrow one-hot input must not squeeze a wide GraphSAGE layer.
 
 A layer whose single input is smaller than its kernel needs is interpolated
 up to that size too, so every valid descriptor compiles.
@@ -40,7 +44,7 @@ from nord.neural_nets.tensor_shape import Shape
 __all__ = ["POLICIES", "DATA", "InputPlan", "NodePlan", "NetworkPlan", "plan_network", "data_shape",
            "MAX_TENSOR_ELEMENTS", "check_size"]
 
-POLICIES = ("minimum_viable_size", "maximum_viable_size", "fixed_channels")
+POLICIES = ("minimum_viable_size", "maximum_viable_size", "fixed_channels", "sum_to_widest")
 DATA = "<data>"  # the source name of the network's input tensor
 #: most values one planned tensor (or one layer's weights) may hold per sample: 8 GiB
 #: of float32, past which allocation fails or exhausts memory
@@ -195,7 +199,7 @@ def _reconcile(incoming: List[Tuple[str, Shape]], kind, params: Dict[str, Any],
     shapes = [shape.flattened() if flatten else shape for _, shape in incoming]
     rank = shapes[0].rank
     need = kind.min_spatial(params, rank) if rank else ()
-    merge = "concat" if policy == "maximum_viable_size" else "sum"
+    merge = kind.merge or ("concat" if policy == "maximum_viable_size" else "sum")
 
     if len(shapes) == 1:
         spatial = tuple(max(n, m) for n, m in zip(shapes[0].spatial, need))
@@ -208,6 +212,8 @@ def _reconcile(incoming: List[Tuple[str, Shape]], kind, params: Dict[str, Any],
     spatial = tuple(max(pick(s.spatial[d] for s in shapes), need[d]) for d in range(rank))
     if merge == "concat":
         target = Shape(sum(s.channels for s in shapes), spatial)
+    elif policy == "sum_to_widest":
+        target = Shape(max(s.channels for s in shapes), spatial)
     else:
         target = Shape(min(s.channels for s in shapes), spatial)
     plans = []

@@ -9,7 +9,8 @@ architectures, and the models that rank them.
 * :mod:`~nord.design.predictors.training`: training and scoring a ranker;
 * :mod:`~nord.design.predictors.metrics`: tau and top-50 % tau of a ranking;
 * :mod:`~nord.design.predictors.renas`: ReNAS, the baseline of table 7.4;
-* :mod:`~nord.design.predictors.surrogate`: the cheap surrogates a guided search uses.
+* :mod:`~nord.design.predictors.surrogate`: the cheap surrogates a guided search uses;
+* :mod:`~nord.design.predictors.export`: saving a trained ranker and loading it back.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     ".surrogate": ["Surrogate", "GraphSurrogate", "OracleSurrogate", "RandomSurrogate",
                    "make_surrogate"],
     ".renas": ["ReNAS", "renas_tensor", "train_renas", "renas_scores", "renas_quality"],
+    ".export": ["export_ranker", "load_ranker"],
 })
 if TYPE_CHECKING:
     from nord.design.predictors.datasets import (BETTER, EQUAL, WORSE, ArchitectureDataset,
@@ -43,10 +45,12 @@ if TYPE_CHECKING:
                                                graph_from_descriptor)
     from nord.design.predictors.renas import (ReNAS, renas_quality, renas_scores,
                                               renas_tensor, train_renas)
+    from nord.design.predictors.export import export_ranker, load_ranker
 
 __all__ = ["ArchitectureGraph", "GraphBatch", "graph_from_descriptor", "ArchitectureDataset",
            "pair_labels", "ranking_pairs", "BETTER", "EQUAL", "WORSE", "ReNAS", "renas_tensor",
            "train_renas", "renas_scores", "renas_quality", "GCNArchitecture", "SAGELayer",
            "SiameseGCN", "egraph_architecture", "train_ranker", "predict_scores",
            "evaluate_ranker", "TrainingHistory", "RankingQuality", "ranking_quality",
-           "Surrogate", "GraphSurrogate", "OracleSurrogate", "RandomSurrogate", "make_surrogate"]
+           "Surrogate", "GraphSurrogate", "OracleSurrogate", "RandomSurrogate", "make_surrogate",
+           "export_ranker", "load_ranker"]

@@ -9,9 +9,14 @@ the global pooling (max, mean, or sort pooling keeping ``k`` = 1, 2, 3 nodes).
 head. The thesis's best NAS-Bench-101 network is :func:`egraph_architecture`.
 
 :class:`SiameseGCN` is the network such a genome compiles to (§7.3.3, figure
-7.2):
+7.2). Its shared tower is the genome's descriptor
+(:meth:`GCNArchitecture.to_descriptor`) compiled by
+:class:`~nord.neural_nets.graph_network.GraphNetwork` with the ops of
+:mod:`nord.neural_nets.graph_layers`, so a genome exports, draws and is
+stored as any descriptor is:
 
-* every active node in topological order. A node with several inputs sums
+* every active node in topological order (the compiler's ``sum_to_widest``
+  policy). A node with several inputs sums
   them after a bias-free linear projection of each input narrower or wider
   than the widest one to that width (the chapter-6 rule of one common size,
   taken at the largest so that a skip from the 5-wide input does not squeeze
@@ -59,12 +64,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from nord.design.spaces.genome import Genome, LayerGene, describe_genome
-from nord.errors import MissingDependencyError, OutOfSearchSpaceError, PredictorError
+from nord.design.spaces.genome import Genome, LayerGene, describe_genome, genome_to_descriptor
+from nord.errors import OutOfSearchSpaceError, PredictorError
+from nord.neural_nets.graph_layers import HEAD_OP, require_torch_geometric
+from nord.neural_nets.graph_network import GraphNetwork
 
 __all__ = ["SAGELayer", "GCNArchitecture", "SiameseGCN", "egraph_architecture",
            "require_torch_geometric", "LAYER_CHOICES", "AGGREGATORS", "WIDTHS", "POOLINGS",
-           "HEADS", "INPUT_NODE", "OUTPUT_NODE"]
+           "HEADS", "INPUT_NODE", "OUTPUT_NODE", "POOLING_OPS", "HEAD_OP"]
 
 #: Table 7.1, in the thesis's order
 LAYER_CHOICES = ("SAGE_LSTM.H", "SAGE_POOL.H", "SAGE_LSTM.N", "SAGE_POOL.N",
@@ -76,20 +83,10 @@ WIDTHS = {"H": 0.5, "N": 1.0, "D": 2.0}
 POOLINGS = ("max", "mean", "sort1", "sort2", "sort3")
 HEADS = ("ternary", "regression")
 INPUT_NODE, OUTPUT_NODE = -2, 99
-INSTALL_HINT = "pip install 'nord[gcn]'"
-
-
-def require_torch_geometric():
-    """The ``torch_geometric`` module, or :class:`MissingDependencyError` with the
-    install command."""
-    try:
-        import torch_geometric
-        import torch_geometric.nn  # noqa: F401  (SAGEConv, aggregations)
-    except ImportError as error:
-        raise MissingDependencyError(f"the GCN predictor (EGraph) needs torch-geometric: "
-                                     f"{INSTALL_HINT} (or pip install torch-geometric)") \
-            from error
-    return torch_geometric
+#: the pooling node's op and params for each pooling gene
+POOLING_OPS = {"max": ("global_max_pool", {}), "mean": ("global_mean_pool", {}),
+               "sort1": ("sort_pool", {"k": 1}), "sort2": ("sort_pool", {"k": 2}),
+               "sort3": ("sort_pool", {"k": 3})}
 
 
 # ---------------------------------------------------------------- genome
@@ -234,6 +231,23 @@ class GCNArchitecture:
         """Features of one graph's embedding (the input of the head, per graph)."""
         return self.node_features(num_features)[OUTPUT_NODE] * self.sort_k
 
+    def to_descriptor(self):
+        """The :class:`~nord.neural_nets.NeuralDescriptor` of the network: node
+        ``-2`` the input, one node per layer gene named by its id with its
+        Table 7.1 name as op and ``{'out_channels': width}``, ``99`` the output
+        (it sums its inputs), then a ``pooling`` node (``global_max_pool``,
+        ``global_mean_pool`` or ``sort_pool`` with ``k``) and a ``head`` node
+        (``ranking_head``). It compiles with
+        :class:`~nord.neural_nets.graph_network.GraphNetwork` into the tower
+        of :class:`SiameseGCN`; disabled connections are left out."""
+        pool_op, pool_params = POOLING_OPS[self.pooling]
+        tail = [("pooling", pool_op, dict(pool_params)),
+                ("head", HEAD_OP, {"head": self.head, "filters": self.filters})]
+        filters = self.filters
+        return genome_to_descriptor(
+            self.genome, lambda layer: (layer.choice, {"out_channels": layer.features(filters)}),
+            tail)
+
     def describe(self) -> str:
         return (f"{describe_genome(self.genome, str)} | {self.pooling} pooling, "
                 f"{self.head} head, F={self.filters}")
@@ -290,53 +304,6 @@ def egraph_architecture(filters: int = 300, head: str = "ternary") -> GCNArchite
 
 
 # ---------------------------------------------------------------- network
-_LSTM_AGGREGATION = []
-
-
-def _lstm_aggregation_class():
-    """The LSTM aggregator (built on first use: torch-geometric is optional)."""
-    if _LSTM_AGGREGATION:
-        return _LSTM_AGGREGATION[0]
-    from torch_geometric.nn.aggr import Aggregation
-
-    class NeighbourLSTMAggregation(Aggregation):
-        """GraphSAGE's LSTM aggregator over each node's real neighbours: the LSTM
-        output after the last neighbour (zeros for a node without any)."""
-
-        def __init__(self, channels: int) -> None:
-            super().__init__()
-            self.channels = int(channels)
-            self.lstm = torch.nn.LSTM(self.channels, self.channels, batch_first=True)
-
-        def reset_parameters(self) -> None:
-            self.lstm.reset_parameters()
-
-        def forward(self, x, index=None, ptr=None, dim_size=None, dim=-2,
-                    max_num_elements=None):
-            dense, mask = self.to_dense_batch(x, index, ptr, dim_size, dim,
-                                              max_num_elements=max_num_elements)
-            if dense.shape[1] == 0:
-                return x.new_zeros(dense.shape[0], self.channels)
-            out, _ = self.lstm(dense)
-            lengths = mask.sum(dim=1)
-            rows = torch.arange(out.shape[0], device=out.device)
-            last = out[rows, (lengths - 1).clamp(min=0)]
-            return last * (lengths > 0).unsqueeze(-1).to(last.dtype)
-
-        def __repr__(self) -> str:
-            return f"{type(self).__name__}({self.channels})"
-
-    _LSTM_AGGREGATION.append(NeighbourLSTMAggregation)
-    return NeighbourLSTMAggregation
-
-
-def _sage_layer(layer: SAGELayer, in_features: int, out_features: int):
-    from torch_geometric.nn import SAGEConv
-    if layer.aggregator == "lstm":
-        return SAGEConv(in_features, out_features, aggr=_lstm_aggregation_class()(in_features))
-    return SAGEConv(in_features, out_features, aggr="max", project=True)
-
-
 class SiameseGCN(nn.Module):
     """The network of a :class:`GCNArchitecture` for graphs with ``num_features``
     one-hot node features (see the module docstring).
@@ -364,21 +331,9 @@ class SiameseGCN(nn.Module):
         self.architecture = architecture
         self.num_features = int(num_features)
         self.bidirectional = bool(bidirectional)
-        self.order = [(node, list(sources)) for node, sources in architecture.active_order()]
-        widths = architecture.node_features(self.num_features)
-        self.widths = widths
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            self.merges = nn.ModuleDict()
-            self.convs = nn.ModuleDict()
-            for node, sources in self.order[1:]:
-                target = max(widths[s] for s in sources)
-                self.merges[str(node)] = nn.ModuleList(
-                    nn.Identity() if widths[s] == target else
-                    nn.Linear(widths[s], target, bias=False) for s in sources)
-                if node != OUTPUT_NODE:
-                    self.convs[str(node)] = _sage_layer(architecture.genome.layer(node),
-                                                        target, widths[node])
+            self.tower = GraphNetwork(architecture.to_descriptor(), self.num_features)
             features = architecture.embedding_features(self.num_features)
             self.embedding_size = features
             if architecture.head == "ternary":
@@ -420,38 +375,7 @@ class SiameseGCN(nn.Module):
         ``generator``, each node reads its neighbours in a random order."""
         if self.bidirectional:
             edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-        edge_index = _sorted_by_target(edge_index, x.shape[0], generator)
-        values = {INPUT_NODE: x}
-        for node, sources in self.order[1:]:
-            parts = [project(values[s]) for s, project in zip(sources, self.merges[str(node)])]
-            merged = parts[0]
-            for part in parts[1:]:
-                merged = merged + part
-            if node == OUTPUT_NODE:
-                values[node] = merged
-            else:
-                values[node] = torch.relu(self.convs[str(node)](merged, edge_index))
-        return self._pool(values[OUTPUT_NODE], graph_of_node, int(num_graphs))
-
-    def _pool(self, h, graph_of_node, num_graphs: int):
-        from torch_geometric.nn import global_max_pool, global_mean_pool
-        from torch_geometric.utils import to_dense_batch
-        pooling = self.architecture.pooling
-        if pooling == "max":
-            return global_max_pool(h, graph_of_node, num_graphs)
-        if pooling == "mean":
-            return global_mean_pool(h, graph_of_node, num_graphs)
-        k = self.architecture.sort_k
-        dense, mask = to_dense_batch(h, graph_of_node, batch_size=num_graphs)
-        if dense.shape[1] < k:
-            pad = k - dense.shape[1]
-            dense = torch.cat([dense, dense.new_zeros(num_graphs, pad, dense.shape[2])], 1)
-            mask = torch.cat([mask, mask.new_zeros(num_graphs, pad)], 1)
-        key = dense[:, :, -1].masked_fill(~mask, float("-inf"))
-        order = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]
-        kept = torch.gather(dense, 1, order.unsqueeze(-1).expand(-1, -1, dense.shape[2]))
-        kept = kept * torch.gather(mask, 1, order).unsqueeze(-1).to(kept.dtype)
-        return kept.reshape(num_graphs, -1)
+        return self.tower(x, edge_index, graph_of_node, int(num_graphs), generator)
 
     # ------------------------------------------------------------ heads
     def score(self, embeddings):
@@ -497,16 +421,3 @@ class SiameseGCN(nn.Module):
 def _antisymmetrise(forward, backward):
     """``(l(G1, G2) + flip(l(G2, G1))) / 2``: BETTER with WORSE swapped, EQUAL kept."""
     return (forward + backward.flip(-1)) / 2
-
-
-def _sorted_by_target(edge_index, num_nodes: int, generator=None):
-    """Edges sorted by target (then by source, or in a random order among a
-    target's edges when a generator is given)."""
-    if edge_index.shape[1] == 0:
-        return edge_index
-    if generator is None:
-        key = edge_index[1] * num_nodes + edge_index[0]
-        return edge_index[:, torch.argsort(key)]
-    shuffle = torch.randperm(edge_index.shape[1], generator=generator).to(edge_index.device)
-    edge_index = edge_index[:, shuffle]
-    return edge_index[:, torch.sort(edge_index[1], stable=True).indices]

@@ -27,12 +27,11 @@ Descriptors. :meth:`GCNSpace.to_descriptor` gives a
 ``-2`` the input, one node per layer gene named by its id with its Table 7.1
 name as op string and ``{'out_channels': width}``, ``99`` the output, then
 a ``pooling`` node and a ``head`` node), which a run store keeps, hashes and
-draws like any other. GraphSAGE layers take graphs (node features and
-edges), not the single tensor the descriptor compiler passes from layer to
-layer, so these op strings are not registered layers and such a descriptor
-does not compile with :class:`~nord.neural_nets.NeuralNet`; the network is
-built by :class:`~nord.design.predictors.egraph.SiameseGCN` from
-:func:`architecture_from_descriptor` (or from the architecture itself).
+draws like any other. Its ops are registered graph layers
+(:mod:`nord.neural_nets.graph_layers`): the descriptor validates, and
+:class:`~nord.neural_nets.graph_network.GraphNetwork` compiles it into the
+shared tower of :class:`~nord.design.predictors.egraph.SiameseGCN`;
+:func:`architecture_from_descriptor` reads the genome back.
 """
 
 from __future__ import annotations
@@ -42,20 +41,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nord.design.predictors.egraph import (HEADS, INPUT_NODE, LAYER_CHOICES, OUTPUT_NODE,
-                                           POOLINGS, GCNArchitecture, SAGELayer)
+from nord.design.predictors.egraph import (HEAD_OP, HEADS, INPUT_NODE, LAYER_CHOICES,
+                                           OUTPUT_NODE, POOLING_OPS, POOLINGS, GCNArchitecture,
+                                           SAGELayer)
 from nord.design.spaces.base import SearchSpace
-from nord.design.spaces.genome import ConnectionGene, Genome, LayerGene, choose, \
-    genome_to_descriptor
+from nord.design.spaces.genome import ConnectionGene, Genome, LayerGene, choose
 from nord.errors import OutOfSearchSpaceError, SettingsError
 
 __all__ = ["GCNSpace", "architecture_from_descriptor", "POOLING_OPS", "HEAD_OP"]
-
-#: the pooling node's op string for each pooling gene
-POOLING_OPS = {"max": ("global_max_pool", {}), "mean": ("global_mean_pool", {}),
-               "sort1": ("sort_pool", {"k": 1}), "sort2": ("sort_pool", {"k": 2}),
-               "sort3": ("sort_pool", {"k": 3})}
-HEAD_OP = "ranking_head"
 
 
 class GCNSpace(SearchSpace):
@@ -138,16 +131,9 @@ class GCNSpace(SearchSpace):
 
     # ------------------------------------------------------------ conversion
     def to_descriptor(self, architecture: GCNArchitecture):
-        """The descriptor of the network (see the module docstring: it describes,
-        it does not compile)."""
+        """The descriptor of the network (:meth:`GCNArchitecture.to_descriptor`)."""
         self._check(architecture)
-        filters = architecture.filters
-        pool_op, pool_params = POOLING_OPS[architecture.pooling]
-        tail = [("pooling", pool_op, dict(pool_params)),
-                ("head", HEAD_OP, {"head": architecture.head, "filters": filters})]
-        return genome_to_descriptor(
-            architecture.genome,
-            lambda layer: (layer.choice, {"out_channels": layer.features(filters)}), tail)
+        return architecture.to_descriptor()
 
     def encode(self, architecture: GCNArchitecture) -> dict:
         self._check(architecture)

@@ -17,6 +17,8 @@ from nord.design.predictors.training import (evaluate_ranker, predict_scores, tr
 from nord.design.spaces import get_space
 from nord.design.spaces.gcn import GCNSpace, architecture_from_descriptor
 from nord.design.spaces.genome import ConnectionGene, Genome, LayerGene
+from nord.neural_nets.graph_layers import SAGEBlock
+from nord.neural_nets.graph_network import GraphNetwork
 from nord.errors import (GraphDatasetError, MissingDependencyError, OutOfSearchSpaceError,
                          PredictorError, SettingsError)
 
@@ -153,7 +155,9 @@ def test_every_layer_and_pooling_runs_forward_and_backward(choice, pooling):
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0, 1, 2])).backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
-    assert any(p.grad.abs().sum() > 0 for p in model.convs.parameters())
+    convs = [model.tower.layer(str(g.node)) for g in arch.genome.layers]
+    assert all(isinstance(c, SAGEBlock) for c in convs)
+    assert any(p.grad.abs().sum() > 0 for c in convs for p in c.parameters())
 
 
 def test_branching_genomes_and_regression_heads_train_a_step():
@@ -163,7 +167,9 @@ def test_branching_genomes_and_regression_heads_train_a_step():
         out = model(GraphBatch(gs, VOCAB), GraphBatch(gs[::-1], VOCAB))
         out.sum().backward()
         assert all(p.grad is not None for p in model.parameters())
-        assert len(model.merges["1"]) == 2 and isinstance(model.merges["1"][0], torch.nn.Linear)
+        merge = model.tower.merge("1")
+        assert len(merge.projections) == 2
+        assert sorted(type(p).__name__ for p in merge.projections) == ["Identity", "Linear"]
 
 
 def test_embeddings_do_not_depend_on_the_batch_or_the_edge_order():
@@ -182,7 +188,7 @@ def test_an_lstm_layer_reads_only_real_neighbours():
     # the input node has no predecessor: its aggregate is zero, so after one layer its
     # value is relu(lin_r(x) + lin_l.bias), whatever the rest of the batch holds
     model = SiameseGCN(GCNArchitecture.chain(["SAGE_LSTM.N"], filters=8), len(VOCAB)).eval()
-    conv = model.convs["0"]
+    conv = model.tower.layer("0").conv
     x = torch.eye(len(VOCAB))[[0]]
     expected = torch.relu(conv.lin_r(x) + conv.lin_l.bias)
     lone = ArchitectureGraph((IN,), ())
@@ -343,8 +349,15 @@ def test_gcn_descriptors_describe_the_active_network():
         "pooling": ("sort_pool", {"k": 2}),
         "head": ("ranking_head", {"head": "ternary", "filters": 8})}
     assert '"0" [label="0\\nSAGE_LSTM.D\\nc=16"' in d.to_dot()
-    # graph layers take graphs, not the compiler's one tensor: described, not compiled
-    assert [tuple(p.layers) for p in d.problems()] == [("0",), ("1",), ("pooling",), ("head",)]
+    # graph layers are registered ops: the descriptor validates and compiles into the tower
+    assert d.problems() == []
+    tower = GraphNetwork(d, len(VOCAB))
+    model = SiameseGCN(arch, len(VOCAB), seed=3)
+    tower.load_state_dict(model.tower.state_dict())
+    batch = GraphBatch(graphs(), VOCAB)
+    edges = torch.as_tensor(batch.edge_array, dtype=torch.long)
+    assert torch.equal(tower(batch.x(), edges, batch.batch(), batch.num_graphs),
+                       model.embed(batch))
     from nord.neural_nets import NeuralDescriptor
     back = architecture_from_descriptor(NeuralDescriptor.from_json(d.to_json()))
     # the same network; connection genes in the descriptor's order, disabled ones left out
