@@ -72,13 +72,9 @@ class SerialExecutor(Executor):
         task = self._queue.popleft()
         if self.threads is None:
             return [run_task(self.objective, task)]
-        import torch
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)  # only while evaluating
-        try:
+        from nord.neural_nets.torch_threads import torch_threads
+        with torch_threads(self.threads):  # only while evaluating
             return [run_task(self.objective, task)]
-        finally:
-            torch.set_num_threads(before)
 
     @property
     def in_flight(self) -> int:

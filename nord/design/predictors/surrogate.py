@@ -48,6 +48,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import numpy as np
 
 from nord.errors import PredictorError
+from nord.neural_nets.torch_threads import torch_threads
 
 __all__ = ["Surrogate", "GraphSurrogate", "OracleSurrogate", "RandomSurrogate",
            "make_surrogate", "SURROGATES"]
@@ -125,21 +126,6 @@ class RandomSurrogate(Surrogate):
     def load_state_dict(self, state: dict) -> None:
         import copy
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])
-
-
-class _OneThread:
-    """Run the tiny network on one torch thread, restoring the setting afterwards."""
-
-    def __enter__(self):
-        import torch
-        self.threads = torch.get_num_threads()
-        if self.threads != 1:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        import torch
-        if self.threads != 1:
-            torch.set_num_threads(self.threads)
 
 
 class GraphSurrogate(Surrogate):
@@ -264,7 +250,7 @@ class GraphSurrogate(Surrogate):
         self.std = float(targets.std()) or 1.0
         y = torch.from_numpy(((targets - self.mean) / self.std).astype(np.float32))
         steps = self.initial_steps if self.fits == 0 else self.steps
-        with _OneThread():
+        with torch_threads(1):
             x, adjacency, mask = self._tensors(graphs)
             if self.loss == "ranking":
                 better = (y[:, None] > y[None, :]).float()
@@ -284,7 +270,7 @@ class GraphSurrogate(Surrogate):
 
     def score(self, graphs) -> np.ndarray:
         import torch
-        with _OneThread(), torch.no_grad():
+        with torch_threads(1), torch.no_grad():
             out = self._forward(*self._tensors(graphs)).mean(0)
         return out.double().numpy() * self.std + self.mean
 

@@ -50,6 +50,14 @@ class SearchSpace(abc.ABC):
     def decode(self, value: Any) -> Any:
         return value
 
+    def identity(self, architecture: Any) -> str:
+        """What makes two architectures one evaluation: strategies that never ask
+        twice (local search, guided evolution) remember these. By default the
+        exact encoding (JSON text); a space whose benchmark stores one entry per
+        isomorphism class (NAS-Bench-101) gives that class's key."""
+        import json
+        return json.dumps(self.encode(architecture), sort_keys=True)
+
     def to_graph(self, architecture: Any):
         """The :class:`~nord.design.predictors.graphs.ArchitectureGraph` a predictor
         sees (node labels from ``graph_vocabulary``). Spaces with a graph form

@@ -227,6 +227,15 @@ class NASBench101Space(SearchSpace):
         bits = "".join(str(x) for row in matrix for x in row)
         return f"{','.join(ops)} / {bits}"
 
+    def identity(self, architecture: NeuralDescriptor) -> str:
+        """The isomorphism-invariant key of the pruned cell (NAS-Bench-101 holds one
+        entry per class, so isomorphic cells are one query); the encoding for a
+        descriptor that is not a cell."""
+        try:
+            return self.to_graph(architecture).key()
+        except NordError:
+            return super().identity(architecture)
+
     def to_graph(self, architecture: NeuralDescriptor):
         """The pruned cell as a graph (its matrix's vertices, in order)."""
         from nord.design.predictors.datasets import graph_from_matrix

@@ -29,7 +29,6 @@ and scoring (reported per query by the benchmark).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Dict, List, Optional
 
@@ -100,7 +99,7 @@ class GuidedEvolution(RegularizedEvolution):
                                         f"{predictor!r} predictor: {error}") from error
 
     def _key(self, architecture) -> str:
-        return json.dumps(self.space.encode(architecture), sort_keys=True)
+        return self.space.identity(architecture)
 
     def _graph(self, architecture, key: Optional[str] = None):
         key = self._key(architecture) if key is None else key

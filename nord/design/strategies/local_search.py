@@ -18,7 +18,6 @@ run, so a resumed search continues exactly.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Optional
 
 from nord.design.strategies.base import Strategy, unseen_sample
@@ -66,7 +65,7 @@ class LocalSearch(Strategy):
         self.restarts = 0
 
     def _key(self, architecture) -> str:
-        return json.dumps(self.space.encode(architecture), sort_keys=True)
+        return self.space.identity(architecture)
 
     # ---------------------------------------------------------------- asking
     def _propose(self) -> Optional[Any]:

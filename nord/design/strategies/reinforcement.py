@@ -64,6 +64,7 @@ from nord.design.spaces.nasbench101 import INPUT, OUTPUT, OUTPUT_LAYER_NAME, NAS
 from nord.design.strategies.base import Strategy, StrategyError
 from nord.errors import StrategySettingsError
 from nord.neural_nets.neural_descriptor import NeuralDescriptor
+from nord.neural_nets.torch_threads import torch_threads
 
 __all__ = ["DQNAgent", "CellBuilder", "QNetwork", "STATE_SIZE"]
 
@@ -73,24 +74,6 @@ CODE = 4                      # 3 ops + the input layer's code
 STATE_SIZE = POSITIONS * CODE + 21
 NO_CONNECTION = POSITIONS     # index of the input head's "no connection" output
 _UPPER = np.triu_indices(POSITIONS + 1, k=1)  # the 21 connection bits of the state, in order
-
-
-class _one_thread:
-    """Run the controller's tiny matrix products on one thread.
-
-    With its 45×64 layers, torch's intra-op threads cost far more than they
-    save (16× slower with two threads on a busy 2-core machine); the setting
-    is restored afterwards so evaluations in the same process keep theirs.
-    """
-
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        if self.threads != 1:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        if self.threads != 1:
-            torch.set_num_threads(self.threads)
 
 
 class CellBuilder:
@@ -294,7 +277,7 @@ class DQNAgent(Strategy):
         return builder.descriptor(), transitions
 
     def _propose(self) -> NeuralDescriptor:
-        with _one_thread():
+        with torch_threads(1):
             return self._propose_episode()
 
     def _propose_episode(self) -> NeuralDescriptor:
@@ -333,7 +316,7 @@ class DQNAgent(Strategy):
     def _learn(self, candidate_id: int, architecture: Any, fitness: float) -> None:
         transitions = self.episode_transitions.pop(candidate_id)
         transitions[-1].reward = fitness
-        with _one_thread():
+        with torch_threads(1):
             for transition in transitions:
                 self._remember(transition)
                 self._optimize()
