@@ -46,6 +46,8 @@ __all__ = [
     "MissingDependencyError",
     "SettingsError",
     "OutOfSearchSpaceError",
+    "DartsError",
+    "GenotypeError",
     "InvalidArgumentError",
     "NonFiniteLossError",
     "StrategyError",
@@ -260,6 +262,15 @@ class GraphDatasetError(PredictorError, UsageError, ValueError):
 class GraphTooLargeError(GraphDatasetError):
     """A graph with more nodes than a fixed-size predictor (ReNAS's 7 x 7 tensor)
     takes."""
+
+
+class DartsError(NordError):
+    """A DARTS search (chapter 8) that cannot be built, run or resumed."""
+
+
+class GenotypeError(DartsError, UsageError, ValueError):
+    """A genotype that is not a DARTS cell pair: an unknown operation, an edge from
+    a node that does not exist yet, a node without exactly two inputs."""
 
 
 class RunNotFoundError(NordError, FileNotFoundError):

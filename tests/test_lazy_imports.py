@@ -166,7 +166,7 @@ print(json.dumps([str(p) for p in d.problems()]))
 """
     problems = fresh(script)
     assert problems == ["layer 'a': unknown op 'conv3x3-bn-rleu'; did you mean "
-                        "'conv3x3-bn-relu', 'conv1x1-bn-relu', 'nor_conv_3x3'? Register new "
+                        "'conv3x3-bn-relu', 'conv1x1-bn-relu', 'sep_conv_3x3'? Register new "
                         "ops with "
                         "nord.neural_nets.layers.register_op()"]
 

@@ -30,6 +30,9 @@ import torch
 import torch.nn as nn
 
 from nord.errors import InvalidArgumentError, SettingsError, ShapeError, UnknownOpError
+from nord.neural_nets.darts_ops import (FactorizedReduce, Zero, check_stride, register_darts_ops,
+                                        strided_shape)
+from nord.neural_nets.graph_layers import register_graph_ops
 from nord.neural_nets.tensor_shape import Shape
 
 __all__ = [
@@ -60,7 +63,9 @@ class LayerKind:
     * ``min_spatial(params, rank)`` → smallest input extent per dimension;
     * ``input_param``: the parameter set to the inferred input size;
     * ``channel_param``: the parameter the *fixed channels* policy overrides;
-    * ``ranks``: accepted spatial ranks (``None``: any).
+    * ``ranks``: accepted spatial ranks (``None``: any);
+    * ``merge``: how the layer combines several inputs whatever the size policy
+      (``'concat'`` or ``'sum'``; ``None``: the policy decides).
     """
 
     key: Union[str, type]
@@ -71,6 +76,7 @@ class LayerKind:
     channel_param: Optional[str] = None
     ranks: Optional[FrozenSet[int]] = None
     description: str = ""
+    merge: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -195,14 +201,19 @@ def register_op(name: str, factory: Callable[..., nn.Module], *,
                 ranks: Optional[Sequence[int]] = None,
                 channel_param: Optional[str] = "out_channels",
                 description: str = "",
+                merge: Optional[str] = None,
                 registry: Optional[LayerRegistry] = None,
                 replace: bool = False) -> LayerKind:
     """Register an op string.
 
     ``factory(in_shape, **params)`` returns the module. ``output_shape``
     defaults to: ``params['out_channels']`` channels if given, else the input's,
-    spatial extent unchanged.
+    spatial extent unchanged. ``merge`` (``'concat'`` or ``'sum'``) fixes how
+    the op combines several inputs, whatever the network's size policy.
     """
+    if merge not in (None, "concat", "sum"):
+        raise InvalidArgumentError(f"merge must be 'concat', 'sum' or None, got {merge!r}")
+
     def build(params, in_shape):
         return factory(in_shape, **params)
 
@@ -212,7 +223,8 @@ def register_op(name: str, factory: Callable[..., nn.Module], *,
         min_spatial=min_spatial or (lambda params, rank: (1,) * rank),
         channel_param=channel_param,
         ranks=frozenset(ranks) if ranks is not None else None,
-        description=description or (factory.__doc__ or "").strip().split("\n")[0])
+        description=description or (factory.__doc__ or "").strip().split("\n")[0],
+        merge=merge)
     return (registry or _DEFAULT).add(kind, replace=replace)
 
 
@@ -425,13 +437,6 @@ class WeightScaling(nn.Module):
         return f"scale={self.scale}"
 
 
-class Zero(nn.Module):
-    """Outputs zeros shaped like its input (NAS-Bench-201's ``none`` op)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mul(0.0)
-
-
 def _conv_cls(rank: int):
     return {0: None, 1: nn.Conv1d, 2: nn.Conv2d}[rank]
 
@@ -473,24 +478,29 @@ def _conv_op(order: type, kernel: int):
 
 def _pool_op(pool: str):
     def factory(in_shape: Shape, **params) -> nn.Module:
-        rank = in_shape.rank
+        rank, stride = in_shape.rank, check_stride(params)
         if pool == "max":
-            layer = (nn.MaxPool2d if rank == 2 else nn.MaxPool1d)(3, stride=1, padding=1)
+            layer = (nn.MaxPool2d if rank == 2 else nn.MaxPool1d)(3, stride=stride, padding=1)
         else:
             layer = (nn.AvgPool2d if rank == 2 else nn.AvgPool1d)(
-                3, stride=1, padding=1, count_include_pad=False)
+                3, stride=stride, padding=1, count_include_pad=False)
         out = _out_channels(in_shape, params)
         if out == in_shape.channels:
             return layer
         # Channel change as NAS-Bench-201 does it: 1x1 ReLU-conv-BN, then pool.
         return nn.Sequential(ReluConvBn(in_shape.channels, out, 1, rank), layer)
-    factory.__doc__ = f"3-wide {pool} pooling, stride 1 (same size)"
+    factory.__doc__ = f"3-wide {pool} pooling, stride 1 (same size) or 2"
     return factory
 
 
 def _identity_op(in_shape: Shape, **params) -> nn.Module:
-    """Identity (passes its input through)."""
+    """Identity (passes its input through); stride 2: a factorized reduction."""
     out = _out_channels(in_shape, params)
+    if check_stride(params) == 2:
+        if in_shape.rank != 2:
+            raise ShapeError(f"a strided identity (factorized reduction) takes 2-D input, "
+                             f"got {in_shape}")
+        return FactorizedReduce(in_shape.channels, out)
     if out != in_shape.channels and in_shape.rank == 0:
         # flat features: the 1x1 ReLU-conv-BN projection becomes ReLU-linear-BN
         return nn.Sequential(nn.ReLU(), nn.Linear(in_shape.channels, out, bias=False),
@@ -500,9 +510,13 @@ def _identity_op(in_shape: Shape, **params) -> nn.Module:
     return nn.Identity()
 
 
+def _zero_shape(params: Dict[str, Any], in_shape: Shape) -> Shape:
+    return strided_shape({**params, "out_channels": in_shape.channels}, in_shape)
+
+
 def _zero_op(in_shape: Shape, **params) -> nn.Module:
-    """Zeros shaped like the input (NAS-Bench-201 ``none``)."""
-    return Zero()
+    """Zeros shaped like the input (NAS-Bench-201 ``none``; strided: the reduced size)."""
+    return Zero(check_stride(params))
 
 
 def _register_ops(registry: LayerRegistry) -> None:
@@ -510,17 +524,23 @@ def _register_ops(registry: LayerRegistry) -> None:
     for name in ("input", "output", "IN", "OUT"):
         register_op(name, _identity_op, channel_param=None, registry=registry)
     for name in ("identity", "skip_connect"):
-        register_op(name, _identity_op, registry=registry)
-    register_op("none", _zero_op, channel_param=None,
-                output_shape=same_shape, registry=registry)
+        register_op(name, _identity_op, output_shape=strided_shape, registry=registry)
+    register_op("none", _zero_op, channel_param=None, output_shape=_zero_shape,
+                registry=registry)
     # NAS-Bench-101 operations.
     register_op("conv3x3-bn-relu", _conv_op(ConvBnRelu, 3), ranks=spatial, registry=registry)
     register_op("conv1x1-bn-relu", _conv_op(ConvBnRelu, 1), ranks=spatial, registry=registry)
-    register_op("maxpool3x3", _pool_op("max"), ranks=spatial, registry=registry)
+    register_op("maxpool3x3", _pool_op("max"), ranks=spatial, output_shape=strided_shape,
+                registry=registry)
     # NAS-Bench-201 operations.
     register_op("nor_conv_3x3", _conv_op(ReluConvBn, 3), ranks=spatial, registry=registry)
     register_op("nor_conv_1x1", _conv_op(ReluConvBn, 1), ranks=spatial, registry=registry)
-    register_op("avg_pool_3x3", _pool_op("avg"), ranks=spatial, registry=registry)
+    register_op("avg_pool_3x3", _pool_op("avg"), ranks=spatial, output_shape=strided_shape,
+                registry=registry)
+    # DARTS operations (chapter 8) and its cell preprocessing.
+    register_darts_ops(registry, register_op)
+    # Chapter 7's GraphSAGE layers and global poolings.
+    register_graph_ops(registry, register_op)
 
 
 _register_torch_layers(_DEFAULT)

@@ -143,8 +143,8 @@ class NeuralNet(nn.Module):
     input_channels : int
         Channels of one input sample.
     policy : str
-        ``'minimum_viable_size'`` (default), ``'maximum_viable_size'`` or
-        ``'fixed_channels'`` (with ``channels=C``); see
+        ``'minimum_viable_size'`` (default), ``'maximum_viable_size'``,
+        ``'fixed_channels'`` (with ``channels=C``) or ``'sum_to_widest'``; see
         :mod:`~nord.neural_nets.shape_planning`.
     head : callable(in_features, num_classes) -> nn.Module
         The dense head (a dataset configuration supplies it);
@@ -225,6 +225,16 @@ class NeuralNet(nn.Module):
         ``layers[key]`` and writes the result to ``slot``. Read-only.
         """
         return self._steps
+
+    def layer(self, name: str) -> nn.Module:
+        """The compiled module of the descriptor's layer ``name``."""
+        for (key, _, _, _), node in zip(self._steps, self.plan.nodes):
+            if node.name == str(name):
+                return self.layers[key]
+        raise CompilationError(f"no compiled layer {name!r} (pruned, or not in the "
+                               f"descriptor); compiled: "
+                               f"{', '.join(n.name for n in self.plan.nodes[:20])}"
+                               f"{', ...' if len(self.plan.nodes) > 20 else ''}")
 
     @property
     def output_slot(self) -> int:

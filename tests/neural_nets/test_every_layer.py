@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from nord.errors import CompilationError, NordError
 from nord.neural_nets import NeuralDescriptor, NeuralNet
+from nord.neural_nets.graph_layers import GRAPH_OPS
 from nord.neural_nets.layers import default_registry
 
 importlib.import_module("nord.neural_nets.remnet_layers")  # registers the genome-space blocks
@@ -127,15 +128,24 @@ CASES: Dict[str, List[Case]] = {
                  Case({"out_channels": 6}, 1, "project-signal"),
                  Case({"out_channels": 6}, 0, "project-flat")],
     "skip_connect": [Case({}, 2), Case({"out_channels": 2}, 1, "project-signal"),
-                     Case({"out_channels": 5}, 0, "project-flat")],
-    "none": [Case({}, 2), Case({}, 0, "flat")],
+                     Case({"out_channels": 5}, 0, "project-flat"),
+                     Case({"stride": 2, "out_channels": 4}, 2, "factorized-reduce")],
+    "none": [Case({}, 2), Case({}, 0, "flat"), Case({"stride": 2}, 2, "strided")],
     "conv3x3-bn-relu": [Case({"out_channels": 6}, 2), Case({}, 1, "signal")],
     "conv1x1-bn-relu": [Case({"out_channels": 6}, 2), Case({"out_channels": 2}, 1, "signal")],
     "nor_conv_3x3": [Case({"out_channels": 6}, 2), Case({}, 1, "signal")],
     "nor_conv_1x1": [Case({"out_channels": 6}, 2), Case({}, 1, "signal")],
     "maxpool3x3": [Case({}, 2), Case({"out_channels": 5}, 2, "project"),
                    Case({}, 1, "signal")],
-    "avg_pool_3x3": [Case({}, 2), Case({"out_channels": 5}, 1, "project-signal")],
+    "avg_pool_3x3": [Case({}, 2), Case({"out_channels": 5}, 1, "project-signal"),
+                     Case({"stride": 2}, 2, "strided")],
+    # --- DARTS (chapter 8)
+    **{name: [Case({}, 2), Case({"stride": 2}, 2, "strided")]
+       for name in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+                    "max_pool_3x3")},
+    "darts_preprocess": [Case({"out_channels": 4}, 2),
+                         Case({"out_channels": 4, "reduce": True}, 2, "reduce")],
+    "concat": _same(2),
 }
 
 
@@ -157,9 +167,13 @@ def _library_entry(key: Any) -> bool:
 
 
 def _registered() -> List[Tuple[str, Any]]:
+    """The library's layers, without the graph layers: they run on batches of graphs
+    (tests/neural_nets/test_graph_network.py and tests/design/predictors/test_egraph.py
+    run every one of them)."""
     registry = default_registry()
     entries = list(registry.classes()) + list(registry.ops())
-    return [(k if isinstance(k, str) else k.__name__, k) for k in entries if _library_entry(k)]
+    return [(k if isinstance(k, str) else k.__name__, k) for k in entries
+            if _library_entry(k) and k not in GRAPH_OPS]
 
 
 REGISTERED = _registered()
