@@ -312,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--channels", type=int, default=1, help="input channels")
     describe.add_argument("--num-classes", type=int, default=10, help="outputs")
     describe.add_argument("--policy", default="minimum_viable_size",
-                          choices=["minimum_viable_size", "maximum_viable_size", "fixed_channels"],
+                          choices=["minimum_viable_size", "maximum_viable_size", "fixed_channels",
+                                   "sum_to_widest"],
                           help="how layers' channel counts are chosen")
     describe.add_argument("--fixed-channels", type=int, default=None,
                           help="C for the fixed_channels policy")
@@ -360,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from nord.studies.commands import add_study_commands
     add_study_commands(command)
+    from nord.darts.commands import add_darts_commands
+    add_darts_commands(command)
     return parser
 
 

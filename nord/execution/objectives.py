@@ -60,6 +60,10 @@ class Objective(abc.ABC):
             self._evaluator = self._make_evaluator()
         return self._evaluator
 
+    def bind_folder(self, folder) -> None:
+        """The run folder, for objectives that keep files beside the store (a DARTS
+        search's checkpoints); called before :meth:`prepare`. Most keep none."""
+
     def prepare(self) -> None:
         """Load what evaluation needs now, so missing data fails before a run starts."""
         self.evaluator  # noqa: B018 (loads the table or builds the evaluator)

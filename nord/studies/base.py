@@ -136,6 +136,9 @@ class Study(abc.ABC):
 
     #: the name ``nord study`` knows it by
     name = ""
+    #: trials run one at a time, in order (each starts from what the previous one
+    #: left in the run folder, as a DARTS search's epochs do)
+    sequential = False
 
     @abc.abstractmethod
     def settings(self) -> dict:
@@ -269,7 +272,10 @@ def run_study(study: Study, out, resume: bool = False, executor: str = "serial",
                             f"choose another --out")
     space = TrialSpace(study.name, study.trials())
     strategy = EnumerationStrategy(space)
+    if study.sequential:
+        strategy.max_in_flight = 1
     objective = study.objective()
+    objective.bind_folder(out)
     objective.prepare()
     meta = {STUDY_META_KEY: {"name": study.name, "settings": _plain(study.settings()),
                              "trials_sha256": trials_fingerprint(space.trials)},
