@@ -100,10 +100,17 @@ class DartsSearch:
         """The training and validation index order of ``epoch``, one row per batch."""
         g = _epoch_generator(self.settings.seed, epoch, 1)
         b = self.settings.batch_size
-        count = min(len(self.data.train_y), len(self.data.valid_y)) // b
-        train = torch.randperm(len(self.data.train_y), generator=g)[:count * b]
-        valid = torch.randperm(len(self.data.valid_y), generator=g)[:count * b]
+        train, valid, count = self.shards()
+        train = train[torch.randperm(len(train), generator=g)][:count * b]
+        valid = valid[torch.randperm(len(valid), generator=g)][:count * b]
         return train.view(count, b), valid.view(count, b)
+
+    def shards(self) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        """This process's training and validation sample indices, and the batches of an
+        epoch (every rank runs as many)."""
+        n_train, n_valid = len(self.data.train_y), len(self.data.valid_y)
+        count = min(n_train, n_valid) // self.settings.batch_size
+        return torch.arange(n_train), torch.arange(n_valid), count
 
     def run_epoch(self, on_batch=None) -> Dict[str, Any]:
         """Train one epoch (Algorithm 1's inner loop); its metrics."""
@@ -112,7 +119,7 @@ class DartsSearch:
         start = time.perf_counter()
         epoch = self.epoch
         train_rows, valid_rows = self.batches(epoch)
-        augment = _epoch_generator(self.settings.seed, epoch, 2)
+        augment = _epoch_generator(self.settings.seed, epoch, self.augmentation_salt())
         model, data = self.model, self.data
         model.train()
         totals = {"train_loss": 0.0, "train_correct": 0, "valid_loss": 0.0, "valid_correct": 0}
@@ -138,6 +145,8 @@ class DartsSearch:
             seen += n
             if on_batch is not None:
                 on_batch(step + 1, len(train_rows))
+        self.end_epoch()
+        totals, seen = self.sum_over_ranks(totals, seen)
         self.scheduler.step()
         self.epoch += 1
         genotype = model.genotype()
@@ -157,6 +166,7 @@ class DartsSearch:
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
         loss.backward()
+        self.reduce_gradients(self.model.weights())
         if self.settings.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.weights(), self.settings.grad_clip)
         self.w_optimizer.step()
@@ -168,10 +178,26 @@ class DartsSearch:
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
         loss.backward()
+        self.reduce_gradients(self.model.arch_parameters())
         self.a_optimizer.step()
         for p in self.model.weights():  # the weights learn from training batches only
             p.grad = None
         return float(loss.detach()), int((logits.argmax(1) == y).sum())
+
+    # ------------------------------------------------------------ data-parallel hooks
+    def augmentation_salt(self) -> int:
+        """Salt of the epoch's augmentation generator (ranks draw their own)."""
+        return 2
+
+    def reduce_gradients(self, parameters) -> None:
+        """Called after each backward pass (Algorithm 2 averages the gradients here)."""
+
+    def end_epoch(self) -> None:
+        """Called after an epoch's last step (Algorithm 1 averages the weights here)."""
+
+    def sum_over_ranks(self, totals: Dict[str, float], seen: int):
+        """The epoch's loss and accuracy sums over every rank (one rank: as they are)."""
+        return totals, seen
 
     # ------------------------------------------------------------ resuming
     def state_dict(self) -> Dict[str, Any]:

@@ -7,15 +7,13 @@ import pytest
 import torch
 
 from nord.cli import main
-from nord.darts.search import DartsSearch, DartsSettings, SearchData
+from nord.darts.search import DartsSearch, DartsSettings
 from nord.darts.study import DartsSearchStudy, checkpoint_path
 from nord.errors import DartsError, SettingsError
 from nord.studies.base import run_study
 from tests.fashion_mnist_data import needs_fashion_mnist
+from tests.darts.darts_data import TINY, synthetic
 from tests.studies.study_helpers import kill_after
-
-TINY = dict(channels=2, cells=2, steps=1, multiplier=1, batch_size=8)
-
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -23,13 +21,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def synthetic(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2 * n, 1, 8, 8, generator=g)
-    y = (x.mean(dim=(1, 2, 3)) > 0).long()  # a learnable two-class task
-    return SearchData(x[:n], y[:n], x[n:], y[n:], num_classes=2, channels=1)
 
 
 def saved_and_loaded(state):

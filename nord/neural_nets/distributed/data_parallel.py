@@ -54,7 +54,8 @@ from nord.neural_nets.training import (NonFiniteLossError, TrainingSettings, mak
                                        prepare_targets, score)
 
 __all__ = ["DistributedEvaluator", "MODES", "shard_indices", "shard_batches",
-           "global_batch_sizes", "rank_seed", "rank_device"]
+           "global_batch_sizes", "rank_seed", "rank_device", "average_model", "average_buffers",
+           "average_tensors_"]
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +344,7 @@ def _train_allreduce(job: _Job, ranks: RankGroup, on_epoch) -> None:
                 total += value
                 done += 1
         on_epoch(epoch, _mean_over_ranks(ranks, total, done))
-        _average_buffers(job.net, ranks)
+        average_buffers(job.net, ranks)
 
 
 def _train_average(job: _Job, ranks: RankGroup, on_epoch) -> None:
@@ -368,7 +369,7 @@ def _train_average(job: _Job, ranks: RankGroup, on_epoch) -> None:
             raise NonFiniteLossError(problem or f"the training loss of another rank became "
                                      f"non-finite in epoch {epoch + 1}")
         on_epoch(epoch, total / max(1, batches))
-        _average_model(job.net, ranks)
+        average_model(job.net, ranks)
 
 
 # -------------------------------------------------------------------- synchronisation
@@ -397,22 +398,23 @@ def _mean_over_ranks(ranks: RankGroup, total: float, batches: int) -> float:
     return total / max(1, batches)
 
 
-def _average_buffers(net: nn.Module, ranks: RankGroup) -> None:
+def average_buffers(net: nn.Module, ranks: RankGroup) -> None:
     """Average floating-point buffers (BatchNorm statistics); counters follow rank 0."""
     if ranks.size > 1:
-        _average_(ranks, [b for b in net.buffers() if b.is_floating_point()])
+        average_tensors_(ranks, [b for b in net.buffers() if b.is_floating_point()])
         ranks.broadcast_([b for b in net.buffers() if not b.is_floating_point()])
 
 
-def _average_model(net: nn.Module, ranks: RankGroup) -> None:
+def average_model(net: nn.Module, ranks: RankGroup) -> None:
     """Average weights and floating-point buffers over the ranks; counters follow rank 0."""
     if ranks.size > 1:
-        _average_(ranks, list(net.parameters()) + [b for b in net.buffers()
+        average_tensors_(ranks, list(net.parameters()) + [b for b in net.buffers()
                                                   if b.is_floating_point()])
         ranks.broadcast_([b for b in net.buffers() if not b.is_floating_point()])
 
 
 @torch.no_grad()
-def _average_(ranks: RankGroup, tensors: List[torch.Tensor]) -> None:
+def average_tensors_(ranks: RankGroup, tensors: List[torch.Tensor]) -> None:
+    """Replace each tensor, in place, by its mean over the ranks."""
     for tensor, total in zip(tensors, ranks.all_reduce_sum(tensors)):
         tensor.copy_(total / ranks.size)
