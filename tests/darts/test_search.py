@@ -11,9 +11,10 @@ from nord.darts.search import DartsSearch, DartsSettings
 from nord.darts.study import DartsSearchStudy, checkpoint_path
 from nord.errors import DartsError, SettingsError
 from nord.studies.base import run_study
-from tests.fashion_mnist_data import needs_fashion_mnist
 from tests.darts.darts_data import TINY, synthetic
+from tests.fashion_mnist_data import needs_fashion_mnist
 from tests.studies.study_helpers import kill_after
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
