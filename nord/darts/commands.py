@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+from pathlib import Path
 from typing import Callable
 
 from nord.darts.settings import THESIS_SEARCH, DartsSettings
@@ -86,6 +87,18 @@ def add_darts_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                        "(default: <search folder>/final, or runs/darts-final)")
     train.set_defaults(handler=_train)
 
+    analyse = kinds.add_parser("analyse", help="tables 8.2-8.3 and Figures 8.1-8.4 from groups "
+                               "of searches (e.g. 1 and 2 ranks, several seeds each)",
+                               formatter_class=darts.formatter_class)
+    analyse.add_argument("--group", action="append", required=True, metavar="NAME=DIR,DIR",
+                         help="a setup and its search folders (repeat for each setup; the "
+                         "first is the speed-up's baseline)")
+    analyse.add_argument("--out", default="runs/darts-analysis", help="folder for the tables "
+                         "and figures")
+    analyse.add_argument("--ged-timeout", type=float, default=10.0,
+                         help="seconds per graph edit distance (past it: an upper bound)")
+    analyse.set_defaults(handler=_analyse)
+
 
 def _search(args) -> int:
     import contextlib
@@ -119,8 +132,6 @@ THESIS_TRAINING = {"channels": 36, "cells": 20, "epochs": 100, "percentage": 1.0
 
 def read_genotype(source):
     """The genotype in a search folder's ``genotype.json`` or in a genotype file."""
-    from pathlib import Path
-
     from nord.darts.genotype import Genotype
     from nord.errors import RunNotFoundError
     path = Path(source)
@@ -134,7 +145,6 @@ def read_genotype(source):
 
 def _train(args) -> int:
     import logging
-    from pathlib import Path
 
     from nord.darts.final_network import genotype_descriptor
     from nord.execution.final_training import FinalTrainingSettings, train_final
@@ -161,4 +171,20 @@ def _train(args) -> int:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
     print(f"test {metrics}, loss {result.test_loss:.4f}, {result.parameters:,} parameters, "
           f"{result.seconds:.1f} s; exported to {result.export_folder}")
+    return 0
+
+
+def _analyse(args) -> int:
+    from nord.darts.report import analyse_groups
+    from nord.errors import SettingsError
+    groups = {}
+    for text in args.group:
+        name, sep, folders = text.partition("=")
+        if not sep or not name.strip() or not folders.strip():
+            raise SettingsError(f"--group takes NAME=DIR[,DIR...], got {text!r}")
+        groups[name.strip()] = [f for f in folders.split(",") if f]
+    result = analyse_groups(groups, args.out, args.ged_timeout)
+    print((Path(args.out) / "table_8_2.md").read_text())
+    print((Path(args.out) / "table_8_3.md").read_text())
+    print("written: " + ", ".join(str(p) for p in result["files"]))
     return 0
