@@ -55,6 +55,12 @@ def add_darts_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     search.add_argument("--preset", choices=["thesis"], default=None,
                         help="table 8.1's search settings (16 channels, 8 cells, 50 epochs, "
                         "the whole training set: a GPU's job)")
+    search.add_argument("--ranks", type=int, default=None,
+                        help="data-parallel ranks on this machine (gloo processes, one core "
+                        "each; default 1: the serial search)")
+    search.add_argument("--algorithm", choices=["weights", "gradients"], default=None,
+                        help="with --ranks > 1: average the weights once per epoch (Algorithm "
+                        "1, default) or the gradients every step (Algorithm 2)")
     search.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     search.add_argument("--out", default="runs/darts", help="run folder")
     search.add_argument("--resume", action="store_true",
@@ -111,6 +117,9 @@ def _search(args) -> int:
              if f.name != "augment" and getattr(args, f.name, None) is not None}
     if args.no_augment:
         given["augment"] = False
+    for name in ("ranks", "algorithm"):
+        if getattr(args, name) is not None:
+            given[name] = getattr(args, name)
     if args.resume:
         settings = {**load_study_settings(args.out, DartsSearchStudy.name), **given}
     else:

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from nord.darts.genotype import Genotype
 from nord.darts.search import DartsSearch, DartsSettings, load_search_data
-from nord.errors import DartsError, StudyError
+from nord.errors import DartsError, SettingsError, StudyError
 from nord.execution.objectives import Objective, Outcome
 from nord.studies.base import Study, StudyOutcome, Trial
 
@@ -58,14 +58,17 @@ class DartsEpochObjective(Objective):
 
     name = "darts-epoch"
 
-    def __init__(self, settings: Mapping[str, Any], device: Optional[str] = None) -> None:
+    def __init__(self, settings: Mapping[str, Any], device: Optional[str] = None,
+                 ranks: int = 1, algorithm: str = "weights") -> None:
         self.search_settings = DartsSettings.from_dict(settings)
         self.device = device
+        self.ranks, self.algorithm = _check_ranks(ranks, algorithm)
         self.folder: Optional[Path] = None
         self._data = None
 
     def settings(self) -> dict:
-        return self.search_settings.to_dict()
+        return {**self.search_settings.to_dict(), "ranks": self.ranks,
+                "algorithm": self.algorithm}
 
     def bind_folder(self, folder) -> None:
         self.folder = Path(folder)
@@ -92,6 +95,11 @@ class DartsEpochObjective(Objective):
             raise DartsError("the DARTS objective has no run folder for its checkpoints; run "
                              "it through run_study (nord darts search)")
         epoch = int(trial.params["epoch"])
+        if self.ranks > 1:
+            metrics = _parallel_epoch(self.search_settings, self.ranks, self.algorithm,
+                                      self.folder, epoch)
+            return Outcome(fitness=float(metrics["valid_accuracy"]), metrics=metrics,
+                           cost=float(metrics["seconds"]))
         device = self.device or ("cuda" if _cuda() else "cpu")
         search = DartsSearch(self.search_settings, self.data, device)
         if epoch > 0:
@@ -107,6 +115,81 @@ class DartsEpochObjective(Objective):
         _save_atomically(search.state_dict(), checkpoint_path(self.folder, epoch))
         return Outcome(fitness=float(metrics["valid_accuracy"]), metrics=metrics,
                        cost=float(metrics["seconds"]))
+
+
+def _check_ranks(ranks, algorithm):
+    from nord.darts.parallel import ALGORITHMS
+    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
+        raise SettingsError(f"ranks must be a whole number >= 1, got {ranks!r}")
+    if algorithm not in ALGORITHMS:
+        raise SettingsError(f"unknown data-parallel DARTS algorithm {algorithm!r}; use "
+                            f"'weights' (Algorithm 1) or 'gradients' (Algorithm 2)")
+    return ranks, algorithm
+
+
+def _previous(folder: Path, epoch: int) -> Path:
+    previous = checkpoint_path(folder, epoch - 1)
+    if not previous.is_file():
+        raise DartsError(f"epoch {epoch + 1} starts from {previous}, which is missing; "
+                         f"the run folder lost its checkpoints: start the search again")
+    return previous
+
+
+def _parallel_epoch(settings: DartsSettings, ranks: int, algorithm: str, folder: Path,
+                    epoch: int) -> Dict[str, Any]:
+    """One epoch on ``ranks`` gloo processes of this machine (CPU; one torch thread each).
+    Every rank starts from the checkpoint (the shared weights, its own optimizer state),
+    so an epoch after a resume is the epoch of an uninterrupted search."""
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = Path(folder) / CHECKPOINTS / f"epoch_{epoch}.metrics.json"
+    result.unlink(missing_ok=True)
+    mp.spawn(_rank_epoch, args=(ranks, port, settings.to_dict(), algorithm, str(folder), epoch),
+             nprocs=ranks)
+    metrics = json.loads(result.read_text())
+    result.unlink()
+    return metrics
+
+
+def _rank_epoch(rank: int, world: int, port: int, settings: Dict[str, Any], algorithm: str,
+                folder: str, epoch: int) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from nord.darts.parallel import ParallelDartsSearch
+    from nord.neural_nets.distributed.collectives import RankGroup, destroy_process_group
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world)
+    try:
+        search_settings = DartsSettings.from_dict(settings)
+        search = ParallelDartsSearch(search_settings, load_search_data(search_settings),
+                                     algorithm, RankGroup())
+        if epoch > 0:
+            state = load_checkpoint(_previous(Path(folder), epoch))
+            if state.get("ranks") != world or state.get("algorithm") != algorithm:
+                raise SettingsError(f"the checkpoint was written by {state.get('ranks')} "
+                                    f"rank(s) with {state.get('algorithm')!r}; resume with "
+                                    f"those")
+            own = state["rank_optimizers"][rank]
+            search.load_state_dict({**state, "w_optimizer": own["w"], "a_optimizer": own["a"]})
+        metrics = search.run_epoch()
+        mine = {"w": search.w_optimizer.state_dict(), "a": search.a_optimizer.state_dict()}
+        everyone = search.ranks.all_gather_objects(mine)
+        if rank == 0:
+            state = {**search.state_dict(), "ranks": world, "algorithm": algorithm,
+                     "rank_optimizers": everyone}
+            _save_atomically(state, checkpoint_path(folder, epoch))
+            path = Path(folder) / CHECKPOINTS / f"epoch_{epoch}.metrics.json"
+            path.write_text(json.dumps(metrics))
+        search.ranks.barrier()
+        del search, everyone
+    finally:
+        destroy_process_group()  # joins gloo's threads before the process exits
 
 
 def _cuda() -> bool:
@@ -129,18 +212,21 @@ class DartsSearchStudy(Study):
     sequential = True
 
     def __init__(self, **settings) -> None:
-        device = settings.pop("device", None)
+        self.device = settings.pop("device", None)
+        self.ranks, self.algorithm = _check_ranks(settings.pop("ranks", 1),
+                                                  settings.pop("algorithm", "weights"))
         self.search_settings = DartsSettings.from_dict(settings)
-        self.device = device
 
     def settings(self) -> dict:
-        return self.search_settings.to_dict()
+        return {**self.search_settings.to_dict(), "ranks": self.ranks,
+                "algorithm": self.algorithm}
 
     def trials(self) -> List[Dict[str, Any]]:
         return [{"epoch": e} for e in range(self.search_settings.epochs)]
 
     def objective(self) -> DartsEpochObjective:
-        return DartsEpochObjective(self.settings(), self.device)
+        return DartsEpochObjective(self.search_settings.to_dict(), self.device, self.ranks,
+                                   self.algorithm)
 
     def analyse(self, records: Sequence, folder: Path) -> StudyOutcome:
         rows = sorted((r.metrics for r in records), key=lambda m: m["epoch"])

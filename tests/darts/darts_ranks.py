@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from nord.darts.parallel import ParallelDartsSearch
 from nord.darts.search import DartsSettings
-from nord.neural_nets.distributed.collectives import RankGroup
+from nord.neural_nets.distributed.collectives import RankGroup, destroy_process_group
 from tests.darts.darts_data import TINY, synthetic
 
 
@@ -35,7 +35,7 @@ def main() -> None:
         torch.save({"model": search.model.state_dict(), "metrics": metrics},
                    Path(args.out) / f"rank{args.rank}.pt")
     finally:
-        dist.destroy_process_group()
+        destroy_process_group()
 
 
 if __name__ == "__main__":

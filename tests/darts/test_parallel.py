@@ -15,6 +15,7 @@ from nord.darts.search import DartsSearch, DartsSettings
 from nord.errors import SettingsError
 from nord.neural_nets.distributed.collectives import RankGroup
 from tests.darts.darts_data import TINY, synthetic
+from tests.fashion_mnist_data import needs_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("darts_ranks.py")
@@ -98,3 +99,24 @@ def test_two_gloo_ranks_end_with_identical_weights_and_alphas(algorithm, tmp_pat
     # both cells of this tiny net are reductions: the normal alphas never get a gradient
     # and stay as they started, as in a serial search
     assert torch.equal(serial.model.alpha_normal, first["model"]["alpha_normal"])
+
+
+@needs_fashion_mnist
+@pytest.mark.slow
+def test_a_two_rank_search_through_the_run_loop_resumes_exactly(tmp_path):
+    from nord.darts.study import DartsSearchStudy, checkpoint_path
+    from nord.studies.base import run_study
+    from tests.studies.study_helpers import kill_after
+    settings = dict(dataset="fashion-mnist", share=0.004, epochs=3, ranks=2, **TINY)
+    whole = run_study(DartsSearchStudy(**settings), tmp_path / "whole")
+    assert whole.results["epochs"] == 3
+    killed = tmp_path / "killed"
+    kill_after(DartsSearchStudy(**settings), killed, 1)
+    resumed = run_study(DartsSearchStudy(**settings), killed, resume=True)
+    assert resumed.results["genotype"] == whole.results["genotype"]
+    final = [torch.load(checkpoint_path(f, 2), weights_only=True)
+             for f in (tmp_path / "whole", killed)]
+    assert final[0]["ranks"] == 2 and len(final[0]["rank_optimizers"]) == 2
+    assert all(torch.equal(final[0]["model"][k], final[1]["model"][k]) for k in final[0]["model"])
+    with pytest.raises(SettingsError, match="ranks"):
+        run_study(DartsSearchStudy(**{**settings, "ranks": 1}), killed, resume=True)
