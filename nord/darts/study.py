@@ -12,7 +12,7 @@ because every epoch's randomness is seeded by ``(seed, epoch)`` it ends where
 an uninterrupted search ends.
 
 The analysis writes into the run folder ``genotype.json`` (the last epoch's
-cells), ``genotypes.json`` (one per epoch), ``search_curves.csv`` and
+cells) and ``genotype.png`` (drawn as Figure 8.5), ``genotypes.json`` (one per epoch), ``search_curves.csv`` and
 ``search_curves.png`` (training and validation accuracy per epoch, Figures
 8.1/8.2) and ``darts_search.md`` (table 8.2's row: best accuracies, time).
 """
@@ -248,6 +248,11 @@ class DartsSearchStudy(Study):
             for m in rows:
                 writer.writerow([m["epoch"] + 1] + [m[c] for c in columns[1:]])
         files += [final, every, curves]
+        from nord.darts.figures import draw_genotype
+        drawing = folder / "genotype.png"
+        draw_genotype(genotypes[-1], drawing, title=f"the genotype after {len(rows)} epochs "
+                      f"(Figure 8.5)")
+        files.append(drawing)
         from nord.analysis.figures import plot_search_comparison
         figure = folder / "search_curves.png"
         plot_search_comparison({"training": [m["train_accuracy"] for m in rows],

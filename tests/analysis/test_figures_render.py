@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 import nord
 from nord.analysis import figures, report
+from nord.darts import figures as darts_figures
 from nord.neural_nets import NeuralDescriptor
 from nord.neural_nets import visualization
 from nord.studies import figures as study_figures
@@ -108,7 +109,14 @@ def render_fidelity_budgets(path):
 
 
 #: covered function ("module:qualname") -> how to render it to a path
+def render_genotype(path):
+    from nord.darts.genotype import random_genotype
+    return darts_figures.draw_genotype(random_genotype(np.random.default_rng(0)), path,
+                                       title="a random genotype")
+
+
 RENDERERS = {
+    "nord.darts.figures:draw_genotype": render_genotype,
     "nord.analysis.figures:plot_search_comparison": render_search_comparison,
     "nord.analysis.figures:plot_architecture_overlay": render_architecture_overlay,
     "nord.analysis.figures:new_figure": render_new_figure,
