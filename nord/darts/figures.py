@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import TYPE_CHECKING, Dict, Tuple
 
 from nord.analysis.figures import new_figure, save_figure
 from nord.darts.genotype import Genotype
 from nord.errors import GenotypeError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["draw_genotype"]
 

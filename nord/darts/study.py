@@ -12,7 +12,8 @@ because every epoch's randomness is seeded by ``(seed, epoch)`` it ends where
 an uninterrupted search ends.
 
 The analysis writes into the run folder ``genotype.json`` (the last epoch's
-cells) and ``genotype.png`` (drawn as Figure 8.5), ``genotypes.json`` (one per epoch), ``search_curves.csv`` and
+cells) and ``genotype.png`` (drawn as Figure 8.5), ``genotypes.json`` (one per
+epoch), ``search_curves.csv`` and
 ``search_curves.png`` (training and validation accuracy per epoch, Figures
 8.1/8.2) and ``darts_search.md`` (table 8.2's row: best accuracies, time).
 """
