@@ -53,7 +53,7 @@ from nord.neural_nets.neural_builder import NeuralNet, default_head
 __all__ = ["export_network", "load_network", "network_source", "register_head", "ExportError",
            "ExportWarning", "UntrustedHeadError", "TamperedExportError", "ExportedFiles",
            "EXPORT_FORMAT", "state_dict_sha256", "refuse_non_finite_weights", "write_checksums",
-           "check_checksums"]
+           "check_checksums", "read_verified_export"]
 
 logger = logging.getLogger(__name__)
 
@@ -380,30 +380,10 @@ def load_network(folder, head: Optional[Callable] = None) -> Tuple[NeuralNet, ob
     :class:`~nord.errors.UntrustedLayerError` for code the files name that NORD
     does not know, and :class:`ExportError` for anything else wrong.
     """
-    from nord.neural_nets.serialization import descriptor_from_json
-
     folder = Path(folder)
-    for name in (DESCRIPTOR, WEIGHTS):
-        if not (folder / name).is_file():
-            raise ExportError(f"{folder / name} is missing; {folder} is not a complete export "
-                              f"(write one with nord export or export_network)")
-    contents = {name: (folder / name).read_bytes() for name in (DESCRIPTOR, WEIGHTS)}
-    check_checksums(folder, contents)
-    saved = _read_weights(folder / WEIGHTS)
-    state, integrity = saved["state_dict"], saved["integrity"]
-    if integrity["descriptor"] != _sha256(contents[DESCRIPTOR]):
-        raise TamperedExportError(f"{folder / DESCRIPTOR} does not match the sha256 recorded "
-                                  f"in {WEIGHTS}: it changed after the export; restore it or "
-                                  f"export the network again")
-    if integrity["state_dict"] != state_dict_sha256(state):
-        raise TamperedExportError(f"the weights in {folder / WEIGHTS} do not match their "
-                                  f"recorded sha256: they changed after the export; export the "
-                                  f"network again")
-    refuse_non_finite_weights(state, str(folder / WEIGHTS))
-    try:
-        descriptor = descriptor_from_json(contents[DESCRIPTOR])
-    except SerializationError as error:
-        raise type(error)(f"{folder / DESCRIPTOR}: {error}") from error
+    saved, descriptor = read_verified_export(folder, DESCRIPTOR, WEIGHTS, EXPORT_FORMAT,
+                                             "network", "nord export or export_network")
+    state = saved["state_dict"]
     build = _build_record(saved["build"], folder / WEIGHTS)
     factory = _head_from(build.pop("head"), head, folder / WEIGHTS)
     net = NeuralNet(descriptor, build.pop("num_classes"), build.pop("input_shape"),
@@ -413,27 +393,61 @@ def load_network(folder, head: Optional[Callable] = None) -> Tuple[NeuralNet, ob
     return net.eval(), descriptor
 
 
-def _read_weights(path: Path) -> dict:
+def read_verified_export(folder: Path, descriptor_name: str, weights_name: str,
+                         file_format: int, what: str, writer: str):
+    """``(saved, descriptor)`` of an export folder, every check done: both files
+    present, ``SHA256SUMS`` (where there is one), the weights file read with
+    ``weights_only`` at ``file_format``, its integrity record against the
+    descriptor's and the weights' sha256, no NaN or infinite weights, and the
+    descriptor parsed as untrusted input. ``what`` ("network", "ranker") and
+    ``writer`` (what writes such a folder) word the errors."""
+    from nord.neural_nets.serialization import descriptor_from_json
+
+    for name in (descriptor_name, weights_name):
+        if not (folder / name).is_file():
+            raise ExportError(f"{folder / name} is missing; {folder} is not a complete export "
+                              f"(write one with {writer})")
+    contents = {name: (folder / name).read_bytes() for name in (descriptor_name, weights_name)}
+    check_checksums(folder, contents)
+    saved = _read_weights(folder / weights_name, file_format, what)
+    state, integrity = saved["state_dict"], saved["integrity"]
+    if integrity["descriptor"] != _sha256(contents[descriptor_name]):
+        raise TamperedExportError(f"{folder / descriptor_name} does not match the sha256 "
+                                  f"recorded in {weights_name}: it changed after the export; "
+                                  f"restore it or export the {what} again")
+    if integrity["state_dict"] != state_dict_sha256(state):
+        raise TamperedExportError(f"the weights in {folder / weights_name} do not match their "
+                                  f"recorded sha256: they changed after the export; export the "
+                                  f"{what} again")
+    refuse_non_finite_weights(state, str(folder / weights_name))
+    try:
+        descriptor = descriptor_from_json(contents[descriptor_name])
+    except SerializationError as error:
+        raise type(error)(f"{folder / descriptor_name}: {error}") from error
+    return saved, descriptor
+
+
+def _read_weights(path: Path, file_format: int, what: str) -> dict:
     try:
         saved = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:
         raise ExportError(f"{path} could not be read ({type(error).__name__}: "
-                          f"{error}); export the network again") from error
-    if not isinstance(saved, dict) or saved.get("format") != EXPORT_FORMAT:
+                          f"{error}); export the {what} again") from error
+    if not isinstance(saved, dict) or saved.get("format") != file_format:
         found = saved.get("format") if isinstance(saved, dict) else "none"
         raise ExportError(f"{path} has export format {str(found)[:20]}, this NORD "
-                          f"({nord.__version__}) reads format {EXPORT_FORMAT}; export the "
-                          f"network again with this version")
+                          f"({nord.__version__}) reads format {file_format}; export the "
+                          f"{what} again with this version")
     integrity = saved.get("integrity")
     if (not isinstance(integrity, dict) or integrity.get("algorithm") != "sha256"
             or not all(isinstance(integrity.get(k), str) for k in ("state_dict", "descriptor"))):
-        raise TamperedExportError(f"{path} has no valid integrity record; export the network "
+        raise TamperedExportError(f"{path} has no valid integrity record; export the {what} "
                                   f"again")
     state = saved.get("state_dict")
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ExportError(f"{path}: 'state_dict' must map names to tensors; export the "
-                          f"network again")
+                          f"{what} again")
     return saved
 
 

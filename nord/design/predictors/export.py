@@ -29,9 +29,10 @@ from typing import Sequence, Tuple
 import torch
 
 import nord
-from nord.errors import SerializationError, TamperedExportError
-from nord.neural_nets.export import (ExportError, check_checksums, refuse_non_finite_weights,
-                                     state_dict_sha256, write_checksums)
+from nord.errors import TamperedExportError
+from nord.neural_nets.export import (ExportError, read_verified_export,
+                                     refuse_non_finite_weights, state_dict_sha256,
+                                     write_checksums)
 
 __all__ = ["export_ranker", "load_ranker", "RANKER_FORMAT"]
 
@@ -77,34 +78,15 @@ def load_ranker(folder) -> Tuple[object, Tuple[str, ...]]:
     """The ranker :func:`export_ranker` wrote (eval mode) and its vocabulary."""
     from nord.design.predictors.egraph import GCNArchitecture, SiameseGCN
     from nord.design.spaces.gcn import architecture_from_descriptor
-    from nord.neural_nets.serialization import descriptor_from_json
 
     folder = Path(folder)
-    for name in (DESCRIPTOR, WEIGHTS):
-        if not (folder / name).is_file():
-            raise ExportError(f"{folder / name} is missing; {folder} is not a saved ranker "
-                              f"(write one with export_ranker)")
-    contents = {name: (folder / name).read_bytes() for name in (DESCRIPTOR, WEIGHTS)}
-    check_checksums(folder, contents)
-    saved = _read(folder / WEIGHTS)
+    saved, descriptor = read_verified_export(folder, DESCRIPTOR, WEIGHTS, RANKER_FORMAT,
+                                             "ranker", "export_ranker")
+    _check_ranker_record(saved, folder / WEIGHTS)
     state = saved["state_dict"]
-    integrity = saved["integrity"]
-    if integrity["descriptor"] != _sha256(contents[DESCRIPTOR]):
-        raise TamperedExportError(f"{folder / DESCRIPTOR} does not match the sha256 recorded in "
-                                  f"{WEIGHTS}: it changed after the export; restore it or "
-                                  f"export the ranker again")
-    if integrity["state_dict"] != state_dict_sha256(state):
-        raise TamperedExportError(f"the weights in {folder / WEIGHTS} do not match their "
-                                  f"recorded sha256; export the ranker again")
-    refuse_non_finite_weights(state, str(folder / WEIGHTS))
-    try:
-        descriptor = descriptor_from_json(contents[DESCRIPTOR])
-    except SerializationError as error:
-        raise type(error)(f"{folder / DESCRIPTOR}: {error}") from error
     architecture = GCNArchitecture.from_json(saved["genome"])  # untrusted: checked field by field
     if architecture_from_descriptor(descriptor).active_order() != architecture.active_order() \
-            or architecture.to_descriptor().to_json(indent=1).encode("utf-8") != \
-            contents[DESCRIPTOR]:
+            or architecture.to_descriptor().to_json(indent=1) != descriptor.to_json(indent=1):
         raise TamperedExportError(f"the genome in {folder / WEIGHTS} is not the network "
                                   f"{folder / DESCRIPTOR} describes; export the ranker again")
     vocabulary = tuple(saved["vocabulary"])
@@ -122,25 +104,8 @@ def load_ranker(folder) -> Tuple[object, Tuple[str, ...]]:
     return model.eval(), vocabulary
 
 
-def _read(path: Path) -> dict:
-    try:
-        saved = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ExportError(f"{path} could not be read ({type(error).__name__}: {error}); "
-                          f"export the ranker again") from error
-    if not isinstance(saved, dict) or saved.get("format") != RANKER_FORMAT:
-        found = saved.get("format") if isinstance(saved, dict) else "none"
-        raise ExportError(f"{path} has ranker format {str(found)[:20]}; this NORD "
-                          f"({nord.__version__}) reads format {RANKER_FORMAT}")
-    integrity = saved.get("integrity")
-    if (not isinstance(integrity, dict) or integrity.get("algorithm") != "sha256"
-            or not all(isinstance(integrity.get(k), str) for k in ("state_dict", "descriptor"))):
-        raise TamperedExportError(f"{path} has no valid integrity record; export the ranker "
-                                  f"again")
-    state = saved.get("state_dict")
-    if not isinstance(state, dict) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise ExportError(f"{path}: 'state_dict' must map names to tensors")
+def _check_ranker_record(saved: dict, path: Path) -> None:
+    """What a ranker file holds beyond a network export's weights and integrity."""
     vocabulary = saved.get("vocabulary")
     if (not isinstance(vocabulary, list) or not vocabulary
             or not all(isinstance(v, str) for v in vocabulary)
@@ -150,4 +115,3 @@ def _read(path: Path) -> dict:
         raise ExportError(f"{path}: 'genome' must be the ranker's genome (a JSON object)")
     if not isinstance(saved.get("bidirectional"), bool):
         raise ExportError(f"{path}: 'bidirectional' must be true or false")
-    return saved
