@@ -1,7 +1,6 @@
 """nord darts analyse: tables 8.2-8.3 and the GED figures from groups of searches."""
 
 import pytest
-import torch
 
 from nord.cli import main
 from nord.darts import study as darts_study
@@ -15,11 +14,7 @@ from tests.studies.study_helpers import kill_after
 
 @pytest.fixture(autouse=True)
 def _synthetic_data(monkeypatch):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     monkeypatch.setattr(darts_study, "load_search_data", lambda settings: synthetic())
-    yield
-    torch.set_num_threads(before)
 
 
 def search(folder, seed, epochs=2):

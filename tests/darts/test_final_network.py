@@ -18,14 +18,6 @@ GENOTYPE = Genotype(
             ("sep_conv_5x5", 2)))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class HandCell(nn.Module):
     """One cell wired by hand: two preprocessed inputs, each node the sum of its
     two edges, the output nodes concatenated (the compiled modules' weights)."""

@@ -21,14 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("darts_ranks.py")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_one_rank_is_the_serial_search_exactly(algorithm):
     settings = DartsSettings(**TINY, epochs=2, seed=1)

@@ -16,14 +16,6 @@ from tests.fashion_mnist_data import needs_fashion_mnist
 from tests.studies.study_helpers import kill_after
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def saved_and_loaded(state):
     buffer = io.BytesIO()
     torch.save(state, buffer)

@@ -13,14 +13,6 @@ from nord.darts.supernet import MixedOp, SuperNet
 from nord.errors import GenotypeError, SettingsError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", PRIMITIVES)
 @pytest.mark.parametrize("stride", [1, 2])
 def test_every_operation_keeps_channels_and_applies_its_stride(name, stride):
