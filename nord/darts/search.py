@@ -85,10 +85,11 @@ class DartsSearch:
         self.model = SuperNet(settings.channels, data.num_classes, settings.cells,
                               steps=settings.steps, multiplier=settings.multiplier,
                               in_channels=data.channels, seed=settings.seed).to(self.device)
-        self.w_optimizer = torch.optim.SGD(self.model.weights(), lr=settings.lr,
+        self.weights, self.arch_parameters = self.model.weights(), self.model.arch_parameters()
+        self.w_optimizer = torch.optim.SGD(self.weights, lr=settings.lr,
                                            momentum=settings.momentum,
                                            weight_decay=settings.weight_decay)
-        self.a_optimizer = torch.optim.Adam(self.model.arch_parameters(), lr=settings.arch_lr,
+        self.a_optimizer = torch.optim.Adam(self.arch_parameters, lr=settings.arch_lr,
                                             betas=(0.5, 0.999),
                                             weight_decay=settings.arch_weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -162,26 +163,28 @@ class DartsSearch:
 
     def weight_step(self, x, y) -> Tuple[float, int]:
         """One SGD step of the network weights on a training batch."""
-        self.w_optimizer.zero_grad(set_to_none=True)
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        self.reduce_gradients(self.model.weights())
+        loss, correct = self._gradients(x, y, self.weights)
         if self.settings.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.weights(), self.settings.grad_clip)
+            nn.utils.clip_grad_norm_(self.weights, self.settings.grad_clip)
         self.w_optimizer.step()
-        return float(loss.detach()), int((logits.argmax(1) == y).sum())
+        return loss, correct
 
     def architecture_step(self, x, y) -> Tuple[float, int]:
         """One Adam step of the architecture weights on a validation batch (first order)."""
-        self.a_optimizer.zero_grad(set_to_none=True)
+        loss, correct = self._gradients(x, y, self.arch_parameters)
+        self.a_optimizer.step()
+        return loss, correct
+
+    def _gradients(self, x, y, parameters) -> Tuple[float, int]:
+        """The batch's loss and correct predictions; ``parameters`` get the loss's
+        gradient (``None`` where they do not take part), reduced over the ranks.
+        The other level's gradients are not computed: each step needs only its own."""
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
-        loss.backward()
-        self.reduce_gradients(self.model.arch_parameters())
-        self.a_optimizer.step()
-        for p in self.model.weights():  # the weights learn from training batches only
-            p.grad = None
+        grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+        for p, g in zip(parameters, grads):
+            p.grad = g
+        self.reduce_gradients(parameters)
         return float(loss.detach()), int((logits.argmax(1) == y).sum())
 
     # ------------------------------------------------------------ data-parallel hooks
