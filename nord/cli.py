@@ -192,9 +192,7 @@ def _train_final(args) -> int:
     out = args.out or default_final_folder(args.source, args.channels)
     print(f"training {args.source} for {args.epochs} epochs; results go to {out}", flush=True)
     result = train_final(descriptor, settings, out)
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
-    print(f"test {metrics}, loss {result.test_loss:.4f}, {result.parameters:,} parameters, "
-          f"{result.seconds:.1f} s; exported to {result.export_folder}")
+    print(result.line())
     return 0
 
 

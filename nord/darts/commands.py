@@ -177,9 +177,7 @@ def _train(args) -> int:
     print(f"training {genotype.describe()}\n  C={chosen['channels']}, {chosen['cells']} cells, "
           f"{chosen['epochs']} epochs; results go to {out}", flush=True)
     result = train_final(descriptor, settings, out)
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
-    print(f"test {metrics}, loss {result.test_loss:.4f}, {result.parameters:,} parameters, "
-          f"{result.seconds:.1f} s; exported to {result.export_folder}")
+    print(result.line())
     return 0
 
 

@@ -62,6 +62,12 @@ class FinalResult:
     train_losses: Tuple[float, ...]
     export_folder: Path
 
+    def line(self) -> str:
+        """One line for the terminal: test metrics, loss, size, time, where it went."""
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in self.test_metrics.items())
+        return (f"test {metrics}, loss {self.test_loss:.4f}, {self.parameters:,} parameters, "
+                f"{self.seconds:.1f} s; exported to {self.export_folder}")
+
 
 def default_final_folder(source, channels: Optional[int] = None) -> Path:
     """Where ``nord train-final`` writes unless told: beside a run (``<run>/final``),
