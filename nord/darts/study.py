@@ -104,14 +104,7 @@ class DartsEpochObjective(Objective):
         device = self.device or ("cuda" if _cuda() else "cpu")
         search = DartsSearch(self.search_settings, self.data, device)
         if epoch > 0:
-            previous = checkpoint_path(self.folder, epoch - 1)
-            if not previous.is_file():
-                raise DartsError(f"epoch {epoch + 1} starts from {previous}, which is missing; "
-                                 f"the run folder lost its checkpoints: start the search again")
-            search.load_state_dict(load_checkpoint(previous))
-            if search.epoch != epoch:
-                raise DartsError(f"{previous} holds the state after epoch {search.epoch}, "
-                                 f"not {epoch}; start the search again")
+            _resume(search, self.folder, epoch, lambda state: state)
         metrics = search.run_epoch()
         _save_atomically(search.state_dict(), checkpoint_path(self.folder, epoch))
         return Outcome(fitness=float(metrics["valid_accuracy"]), metrics=metrics,
@@ -128,12 +121,23 @@ def _check_ranks(ranks, algorithm):
     return ranks, algorithm
 
 
-def _previous(folder: Path, epoch: int) -> Path:
+def _resume(search: DartsSearch, folder: Path, epoch: int, state_of) -> None:
+    """Load into ``search`` the checkpoint epoch ``epoch`` starts from
+    (``state_of(checkpoint)``: what this process loads of it) and check that it
+    holds the state after epoch ``epoch - 1``."""
     previous = checkpoint_path(folder, epoch - 1)
     if not previous.is_file():
         raise DartsError(f"epoch {epoch + 1} starts from {previous}, which is missing; "
                          f"the run folder lost its checkpoints: start the search again")
-    return previous
+    search.load_state_dict(state_of(load_checkpoint(previous)))
+    if search.epoch != epoch:
+        raise DartsError(f"{previous} holds the state after epoch {search.epoch}, not "
+                         f"{epoch}; start the search again")
+
+
+def _metrics_path(folder, epoch: int) -> Path:
+    """Where rank 0 leaves a parallel epoch's metrics for the objective."""
+    return Path(folder) / CHECKPOINTS / f"epoch_{int(epoch)}.metrics.json"
 
 
 def _parallel_epoch(settings: DartsSettings, ranks: int, algorithm: str, folder: Path,
@@ -147,7 +151,7 @@ def _parallel_epoch(settings: DartsSettings, ranks: int, algorithm: str, folder:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = Path(folder) / CHECKPOINTS / f"epoch_{epoch}.metrics.json"
+    result = _metrics_path(folder, epoch)
     result.unlink(missing_ok=True)
     mp.spawn(_rank_epoch, args=(ranks, port, settings.to_dict(), algorithm, str(folder), epoch),
              nprocs=ranks)
@@ -171,13 +175,14 @@ def _rank_epoch(rank: int, world: int, port: int, settings: Dict[str, Any], algo
         search = ParallelDartsSearch(search_settings, load_search_data(search_settings),
                                      algorithm, RankGroup())
         if epoch > 0:
-            state = load_checkpoint(_previous(Path(folder), epoch))
-            if state.get("ranks") != world or state.get("algorithm") != algorithm:
-                raise SettingsError(f"the checkpoint was written by {state.get('ranks')} "
-                                    f"rank(s) with {state.get('algorithm')!r}; resume with "
-                                    f"those")
-            own = state["rank_optimizers"][rank]
-            search.load_state_dict({**state, "w_optimizer": own["w"], "a_optimizer": own["a"]})
+            def own(state):
+                if state.get("ranks") != world or state.get("algorithm") != algorithm:
+                    raise SettingsError(f"the checkpoint was written by {state.get('ranks')} "
+                                        f"rank(s) with {state.get('algorithm')!r}; resume with "
+                                        f"those")
+                mine = state["rank_optimizers"][rank]
+                return {**state, "w_optimizer": mine["w"], "a_optimizer": mine["a"]}
+            _resume(search, Path(folder), epoch, own)
         metrics = search.run_epoch()
         mine = {"w": search.w_optimizer.state_dict(), "a": search.a_optimizer.state_dict()}
         everyone = search.ranks.all_gather_objects(mine)
@@ -185,8 +190,7 @@ def _rank_epoch(rank: int, world: int, port: int, settings: Dict[str, Any], algo
             state = {**search.state_dict(), "ranks": world, "algorithm": algorithm,
                      "rank_optimizers": everyone}
             _save_atomically(state, checkpoint_path(folder, epoch))
-            path = Path(folder) / CHECKPOINTS / f"epoch_{epoch}.metrics.json"
-            path.write_text(json.dumps(metrics))
+            _metrics_path(folder, epoch).write_text(json.dumps(metrics))
         search.ranks.barrier()
         del search, everyone
     finally:

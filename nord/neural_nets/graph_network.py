@@ -85,17 +85,8 @@ class GraphNetwork(nn.Module):
         return self.net.layer(name)
 
     def merge(self, name: str) -> Optional[nn.Module]:
-        """The :class:`~nord.neural_nets.neural_builder.InputMerge` in front of node
-        ``name`` (``None`` where its one input passes as it is)."""
-        merge_key = self._key(name)[1]
-        return None if merge_key is None else self.net.merges[merge_key]
-
-    def _key(self, name: str):
-        for (key, merge_key, _, _), node in zip(self.net.steps, self.net.plan.nodes):
-            if node.name == str(name):
-                return key, merge_key
-        raise CompilationError(f"no compiled node {name!r}; compiled nodes: "
-                               f"{', '.join(n.name for n in self.net.plan.nodes)}")
+        """The input merge in front of node ``name`` (see :meth:`NeuralNet.merge`)."""
+        return self.net.merge(name)
 
     def summary(self) -> str:
         """The compiled network's table (see :meth:`NeuralNet.summary`); node

@@ -228,9 +228,18 @@ class NeuralNet(nn.Module):
 
     def layer(self, name: str) -> nn.Module:
         """The compiled module of the descriptor's layer ``name``."""
-        for (key, _, _, _), node in zip(self._steps, self.plan.nodes):
+        return self.layers[self._step_of(name)[0]]
+
+    def merge(self, name: str) -> Optional[nn.Module]:
+        """The :class:`InputMerge` in front of layer ``name`` (``None`` where its one
+        input passes as it is)."""
+        merge_key = self._step_of(name)[1]
+        return None if merge_key is None else self.merges[merge_key]
+
+    def _step_of(self, name: str):
+        for step, node in zip(self._steps, self.plan.nodes):
             if node.name == str(name):
-                return self.layers[key]
+                return step
         raise CompilationError(f"no compiled layer {name!r} (pruned, or not in the "
                                f"descriptor); compiled: "
                                f"{', '.join(n.name for n in self.plan.nodes[:20])}"
