@@ -32,7 +32,7 @@ from nord.darts.search import DartsSearch, DartsSettings, SearchData
 from nord.errors import SettingsError
 from nord.neural_nets.distributed.collectives import RankGroup
 from nord.neural_nets.distributed.data_parallel import (average_buffers, average_model,
-                                                        shard_indices)
+                                                        average_tensors_, shard_indices)
 
 __all__ = ["ParallelDartsSearch", "ALGORITHMS"]
 
@@ -88,11 +88,9 @@ class ParallelDartsSearch(DartsSearch):
             return
         # the parameters without a gradient (an unused cell type's alphas) are the same
         # on every rank, and stay without one, as in the serial search
-        parameters = [p for p in parameters if p.grad is not None]
-        grads = [p.grad for p in parameters]
+        grads = [p.grad for p in parameters if p.grad is not None]
         self._count(grads)
-        for p, total in zip(parameters, self.ranks.all_reduce_sum(grads)):
-            p.grad = total / self.ranks.size
+        average_tensors_(self.ranks, grads)
 
     def end_epoch(self) -> None:
         if self.ranks.size == 1:
