@@ -22,6 +22,7 @@ def search(folder, seed, epochs=2):
     return folder
 
 
+@pytest.mark.slow
 def test_groups_of_searches_give_tables_8_2_and_8_3_and_the_distances(tmp_path, capsys):
     one = [search(tmp_path / f"one{s}", s) for s in (0, 1)]
     two = [search(tmp_path / f"two{s}", s) for s in (2, 3)]

@@ -79,6 +79,7 @@ def test_bad_settings_and_spaces_without_graphs_are_refused():
         make_strategy("guided-evolution", get_space("deepneat"))
 
 
+@pytest.mark.slow
 def test_on_nasbench101_isomorphic_cells_count_as_one_query():
     # NAS-Bench-101 stores one entry per isomorphism class: asking an isomorph again is a
     # cached repeat, so the novelty check compares the pruned cells' graph keys

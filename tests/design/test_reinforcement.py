@@ -156,6 +156,7 @@ def search_inside_the_table(evaluator, seed, queries=150, **settings):
     return repeats / queries, max(scores.values())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not NB101.exists(), reason="../shared/data/nasbench101 not present")
 def test_agent_explores_instead_of_repeating_cells_inside_the_table():
     from nord.neural_nets.benchmarks.nasbench101 import NASBench_101Evaluator
