@@ -49,7 +49,8 @@ def one_seed(seed: int, args) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         study = DartsSearchStudy(share=args.share, channels=args.search_channels,
-                                 cells=args.search_cells, epochs=args.epochs, seed=seed)
+                                 cells=args.search_cells, epochs=args.epochs, seed=seed,
+                                 arch_lr=args.arch_lr)
         outcome = run_study(study, Path(folder) / "search")
         searched = Genotype.from_json(outcome.results["genotype"])
     search_seconds = time.perf_counter() - start
@@ -69,6 +70,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="search epochs")
     parser.add_argument("--search-channels", type=int, default=4)
     parser.add_argument("--search-cells", type=int, default=3)
+    parser.add_argument("--arch-lr", type=float, default=3e-4,
+                        help="architecture weights' Adam learning rate (thesis 3e-4)")
     parser.add_argument("--channels", type=int, default=8, help="final network C")
     parser.add_argument("--cells", type=int, default=5, help="final network cells")
     parser.add_argument("--train-epochs", type=int, default=2)

@@ -63,6 +63,15 @@ def test_train_final_refuses_fewer_than_one_epoch(tmp_path, capsys, epochs):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("fraction", ["1", "-0.1"])
+def test_train_final_refuses_a_validation_share_outside_0_to_1(tmp_path, capsys, fraction):
+    out = tmp_path / "final"
+    assert main(["train-final", "remnet", "--validation-fraction", fraction,
+                 "--out", str(out)]) == 2
+    assert "validation_fraction must be in [0, 1)" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_bad_sources_are_clear_errors(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "x")]) == 1
     assert "neither a run folder" in capsys.readouterr().err

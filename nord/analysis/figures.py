@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["plot_search_comparison", "plot_architecture_overlay", "layer_depths", "new_figure",
-           "save_figure", "draw_heatmap"]
+           "save_figure", "draw_heatmap", "plot_epoch_curves"]
 
 #: resolution of the PNG files the figure functions write
 DPI = 120
@@ -55,6 +55,28 @@ def plot_search_comparison(fitness: Dict[str, Sequence[float]], path=None,
     right.set_ylabel("share of evaluations ≤ value")
     for ax in (left, right):
         ax.legend()
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_epoch_curves(panels: Dict[str, Dict[str, Sequence[float]]], path=None,
+                      title: str = "") -> "Figure":
+    """Per-epoch curves, one panel per measure (its y label) and one line per run:
+    ``{"training accuracy": {"serial": [...], "2 ranks": [...]}, ...}`` (the
+    final-training curves of Figures 8.6/8.7). Saved to ``path`` when given."""
+    fig = new_figure(5.5 * max(1, len(panels)), 4)
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, (ylabel, lines) in zip(axes, panels.items()):
+        for name, values in lines.items():
+            values = np.asarray(values, dtype=float)
+            ax.plot(np.arange(1, values.size + 1), values, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        if lines:
+            ax.legend()
     if title:
         fig.suptitle(title)
     if path is not None:

@@ -87,14 +87,18 @@ def add_darts_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     train.add_argument("--preset", choices=["thesis"], default=None,
                        help="table 8.1's training settings (36 channels, 20 cells, 100 epochs, "
                        "the whole training set)")
+    train.add_argument("--validation-fraction", type=float, default=0.1,
+                       help="share of the training set held out and scored every epoch "
+                       "(curves.csv/.png, Figures 8.6/8.7; table 8.1: 0.1; 0: none)")
     train.add_argument("--seed", type=int, default=0, help="random seed")
     train.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    train.add_argument("--out", default=None, help="folder for final.json and model/ "
+    train.add_argument("--out", default=None, help="folder for final.json, curves and model/ "
                        "(default: <search folder>/final, or runs/darts-final)")
     train.set_defaults(handler=_train)
 
-    analyse = kinds.add_parser("analyse", help="tables 8.2-8.3 and Figures 8.1-8.4 from groups "
-                               "of searches (e.g. 1 and 2 ranks, several seeds each)",
+    analyse = kinds.add_parser("analyse", help="tables 8.2-8.3 and Figures 8.1-8.4, 8.6-8.7 "
+                               "from groups of searches (e.g. 1 and 2 ranks, several seeds "
+                               "each; their final trainings when trained)",
                                formatter_class=darts.formatter_class)
     analyse.add_argument("--group", action="append", required=True, metavar="NAME=DIR,DIR",
                          help="a setup and its search folders (repeat for each setup; the "
@@ -103,6 +107,8 @@ def add_darts_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                          "and figures")
     analyse.add_argument("--ged-timeout", type=float, default=10.0,
                          help="seconds per graph edit distance (past it: an upper bound)")
+    analyse.add_argument("--ks-from", type=int, default=10,
+                         help="first final-training epoch table 8.3 compares (thesis 10)")
     analyse.set_defaults(handler=_analyse)
 
 
@@ -170,7 +176,7 @@ def _train(args) -> int:
         optimizer_params={"lr": args.lr, "momentum": 0.9, "weight_decay": 3e-4},
         batch_size=args.batch_size, augment=not args.no_augment,
         data_percentage=chosen["percentage"], seed=args.seed, device=args.device,
-        lr_schedule="cosine")
+        lr_schedule="cosine", validation_fraction=args.validation_fraction)
     source = Path(args.source)
     out = Path(args.out) if args.out else (source / "final" if source.is_dir()
                                            else Path("runs/darts-final"))
@@ -190,7 +196,7 @@ def _analyse(args) -> int:
         if not sep or not name.strip() or not folders.strip():
             raise SettingsError(f"--group takes NAME=DIR[,DIR...], got {text!r}")
         groups[name.strip()] = [f for f in folders.split(",") if f]
-    result = analyse_groups(groups, args.out, args.ged_timeout)
+    result = analyse_groups(groups, args.out, args.ged_timeout, args.ks_from)
     print((Path(args.out) / "table_8_2.md").read_text())
     print((Path(args.out) / "table_8_3.md").read_text())
     print("written: " + ", ".join(str(p) for p in result["files"]))

@@ -6,6 +6,11 @@ widened (``channels``, for spaces that have a width), on the whole training
 set with augmentation (random horizontal flip and random erasing), with
 Adamax for 20 epochs, and scored once on the test set. The trained network is
 exported (descriptor, weights, TorchScript, Python source).
+
+With ``validation_fraction`` (chapter 8: 10 %), that share of the training set
+is held out and scored after every epoch: ``curves.csv`` and ``curves.png``
+hold the training and validation accuracy and loss per epoch (Figures
+8.6/8.7), and ``final.json`` the same rows under ``"curve"``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from nord.errors import (
 from nord.execution.store import RunStore
 
 __all__ = ["FinalTrainingSettings", "train_final", "architecture_of", "FinalResult",
-           "default_final_folder"]
+           "default_final_folder", "write_curves"]
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +51,18 @@ class FinalTrainingSettings:
     seed: int = 0
     device: Optional[str] = None
     lr_schedule: Optional[str] = None
+    #: share of the training set held out and scored after every epoch (0: none)
+    validation_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise SettingsError(f"epochs must be at least 1 for a final training, got "
                                 f"{self.epochs!r}; pass --epochs 1 or more (thesis: 20)")
+        fraction = self.validation_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+                or not 0 <= fraction < 1:
+            raise SettingsError(f"validation_fraction must be in [0, 1) (the held-out share "
+                                f"of the training set; chapter 8: 0.1), got {fraction!r}")
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,8 @@ class FinalResult:
     seconds: float
     train_losses: Tuple[float, ...]
     export_folder: Path
+    #: per epoch, with a validation split: train/validation loss and metrics
+    curve: Tuple[Dict[str, float], ...] = ()
 
     def line(self) -> str:
         """One line for the terminal: test metrics, loss, size, time, where it went."""
@@ -142,11 +156,13 @@ def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult
     from nord.neural_nets.export import export_network
 
     out = Path(out)
+    fraction = float(settings.validation_fraction)
     evaluator = LocalEvaluator(settings.optimizer, settings.optimizer_params, verbose=True,
                                batch_size=settings.batch_size, lr_schedule=settings.lr_schedule,
                                seed=settings.seed, device=settings.device, split="test",
                                augment=settings.augment,
-                               data_options={"validation_fraction": 0.0})
+                               monitor="validation" if fraction > 0 else None,
+                               data_options={"validation_fraction": fraction})
     # seeded as a search's evaluation: same seed, same numbers as descriptor_evaluate
     net, result = evaluator.train_network(descriptor, settings.epochs, settings.dataset,
                                           settings.data_percentage)
@@ -155,7 +171,35 @@ def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult
     files = export_network(net.cpu(), descriptor, out / "model")
     summary = {"test_loss": result.loss, "test_metrics": result.metrics,
                "parameters": result.parameters, "seconds": result.total_time,
-               "train_losses": list(result.train_losses), "settings": asdict(settings)}
+               "train_losses": list(result.train_losses), "settings": asdict(settings),
+               "curve": [dict(row) for row in result.curve]}
     (out / "final.json").write_text(json.dumps(summary, indent=1))
+    if result.curve:
+        write_curves(result.curve, out)
     return FinalResult(result.loss, dict(result.metrics), result.parameters, result.total_time,
-                       tuple(result.train_losses), files.folder)
+                       tuple(result.train_losses), files.folder, tuple(result.curve))
+
+
+def write_curves(curve, out) -> Tuple[Path, Path]:
+    """``curves.csv`` (one row per epoch) and ``curves.png`` (accuracy and loss,
+    training against validation) of a final training, in ``out``."""
+    import csv
+
+    from nord.analysis.figures import plot_epoch_curves
+    out = Path(out)
+    columns = list(curve[0])
+    table = out / "curves.csv"
+    with open(table, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows([row.get(c, "") for c in columns] for row in curve)
+    panels = {}
+    for measure in ("accuracy", "loss"):
+        lines = {name: [row[f"{split}_{measure}"] for row in curve]
+                 for name, split in (("training", "train"), ("validation", "validation"))
+                 if f"{split}_{measure}" in curve[0]}
+        if lines:
+            panels[measure] = lines
+    figure = out / "curves.png"
+    plot_epoch_curves(panels, figure, title="final training per epoch (Figures 8.6/8.7)")
+    return table, figure

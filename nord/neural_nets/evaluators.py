@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -60,6 +60,9 @@ class EvaluationResult:
     #: epoch -> {"loss", the metrics..., "train_seconds"} scored after that epoch, for
     #: the epochs asked for with ``score_at`` (training seconds exclude the scoring)
     checkpoints: Dict[int, Dict[str, float]] = field(default_factory=dict)
+    #: with ``monitor``: one row per epoch, {"epoch", "train_loss", "train_accuracy"
+    #: (classification), "<split>_loss", "<split>_<metric>"...} (training curves)
+    curve: Tuple[Dict[str, float], ...] = ()
 
     def __iter__(self):
         return iter((self.loss, self.metrics, self.total_time))
@@ -98,6 +101,11 @@ class LocalEvaluator:
         carved from the training set; ``'test'`` reproduces the thesis.
     augment : bool
         Apply the dataset's standard augmentation to training batches.
+    monitor : None or 'validation', 'test', 'train'
+        A split scored after every epoch, besides ``split`` at the end: the
+        result's ``curve`` then holds each epoch's training loss and accuracy
+        and that split's loss and metrics (the final training's curves,
+        Figures 8.6/8.7). Scoring changes nothing in the training.
     configs : Configs
         The dataset registry; ``Configs()`` (the shared default) when omitted.
     data_options : dict
@@ -111,7 +119,8 @@ class LocalEvaluator:
                  optimizer_params: Optional[Dict[str, Any]] = None, verbose: bool = False, *,
                  batch_size: int = 64, lr_schedule: Optional[str] = None, seed: int = 0,
                  device: Union[str, torch.device, None] = None, split: str = "validation",
-                 augment: bool = False, eval_batch_size: int = 1024,
+                 augment: bool = False, monitor: Optional[str] = None,
+                 eval_batch_size: int = 1024,
                  configs: Optional[Configs] = None, data_options: Optional[dict] = None,
                  policy: str = "minimum_viable_size", channels: Optional[int] = None,
                  interpolation: str = "linear"):
@@ -119,6 +128,8 @@ class LocalEvaluator:
             optimizer_class, optimizer_params)
         if split not in SPLITS:
             raise EvaluationError(f"split must be one of {SPLITS}, got {split!r}")
+        if monitor is not None and monitor not in SPLITS:
+            raise EvaluationError(f"monitor must be None or one of {SPLITS}, got {monitor!r}")
         if int(batch_size) < 1 or int(eval_batch_size) < 1:
             raise EvaluationError("batch sizes must be positive")
         if lr_schedule not in (None, "cosine", "one_cycle"):
@@ -138,6 +149,7 @@ class LocalEvaluator:
                 f"{torch.__version__}{'' if torch.version.cuda else ', a CPU-only build'}); "
                 f"use device='cpu' (--device cpu) or leave the device out")
         self.split = split
+        self.monitor = monitor
         self.augment = augment
         self.configs = configs if configs is not None else Configs()
         self.data_options = dict(data_options or {})
@@ -219,6 +231,8 @@ class LocalEvaluator:
                                   f"train each budget separately or use lr_schedule=None")
         start = time.perf_counter()
         train_data, eval_data, split, augmentation = self._splits(config, data_percentage)
+        monitored = (None if self.monitor is None else
+                     _on_device(self._monitored(config, data_percentage), self.device))
         net = net.to(self.device)
         train_data, eval_data = _on_device(train_data, self.device), _on_device(eval_data, self.device)
         generator = torch.Generator().manual_seed(self.seed)
@@ -228,11 +242,25 @@ class LocalEvaluator:
         regression = config.task == "regression"
         parameters = sum(p.numel() for p in net.parameters())
         history = []
+        accuracies: Optional[List[float]] = [] if monitored is not None and not regression else None
+        curve: List[Dict[str, float]] = []
         checkpoints: Dict[int, Dict[str, float]] = {}
-        scoring = [0.0]  # seconds spent scoring checkpoints, not training
+        scoring = [0.0]  # seconds spent scoring checkpoints and curves, not training
 
         def on_epoch(epoch: int, loss: float) -> None:
             history.append(loss)
+            if monitored is not None:
+                t0 = time.perf_counter()
+                row = {"epoch": epoch + 1, "train_loss": loss}
+                if accuracies is not None:
+                    row["train_accuracy"] = accuracies[-1]
+                at_loss, at_metrics = score(net, monitored, criterion, config.metrics,
+                                            self.device, batch_size=self.eval_batch_size,
+                                            regression=regression)
+                row[f"{self.monitor}_loss"] = at_loss
+                row.update({f"{self.monitor}_{k}": v for k, v in at_metrics.items()})
+                curve.append(row)
+                scoring[0] += time.perf_counter() - t0
             if epoch + 1 in score_at:
                 t0 = time.perf_counter()
                 at_loss, at_metrics = score(net, eval_data, criterion, config.metrics,
@@ -244,14 +272,18 @@ class LocalEvaluator:
             if self.verbose:
                 elapsed = time.perf_counter() - train_start
                 left = elapsed / (epoch + 1) * (settings.epochs - epoch - 1)
-                logger.info("%s epoch %d/%d: training loss %.4f (%s%s)", config.name,
-                            epoch + 1, settings.epochs, loss, _duration(elapsed),
+                shown = curve[-1] if monitored is not None else {}
+                scores = "".join(f", {k.replace('_', ' ')} {v:.4f}" for k, v in shown.items()
+                                 if k not in ("epoch", "train_loss"))
+                logger.info("%s epoch %d/%d: training loss %.4f%s (%s%s)", config.name,
+                            epoch + 1, settings.epochs, loss, scores, _duration(elapsed),
                             f", about {_duration(left)} to go" if left else "")
 
         train_start = time.perf_counter()
         try:
             train(net, train_data, criterion, optimizer, settings, generator, self.device,
-                  regression=regression, augmentation=augmentation, on_epoch=on_epoch)
+                  regression=regression, augmentation=augmentation, on_epoch=on_epoch,
+                  accuracies=accuracies)
             train_seconds = time.perf_counter() - train_start - scoring[0]
             if int(epochs) in checkpoints:  # scored after the last epoch already
                 last = dict(checkpoints[int(epochs)])
@@ -267,13 +299,26 @@ class LocalEvaluator:
                                     time.perf_counter() - start, failed=True,
                                     error=f"{type(error).__name__}: {error}", split=split,
                                     train_losses=tuple(history), parameters=parameters,
-                                    checkpoints=checkpoints)
+                                    checkpoints=checkpoints, curve=tuple(curve))
         if self.verbose:
             logger.info("%s %s loss %.4f, %s", config.name, split, loss,
                         ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return EvaluationResult(loss, metrics, time.perf_counter() - start, split=split,
                                 train_losses=tuple(history), parameters=parameters,
-                                train_seconds=train_seconds, checkpoints=checkpoints)
+                                train_seconds=train_seconds, checkpoints=checkpoints,
+                                curve=tuple(curve))
+
+    def _monitored(self, config: DatasetConfig, data_percentage: float):
+        """The split scored after every epoch (``monitor``)."""
+        data = self.load_data(config.name, data_percentage)
+        if not isinstance(data, DatasetSplits):
+            raise EvaluationError(f"monitor={self.monitor!r} needs a dataset that returns "
+                                  f"DatasetSplits; {config.name!r} returns loaders")
+        if self.monitor == "validation" and data.validation is None:
+            raise EvaluationError(
+                f"monitor='validation', but dataset {config.name!r} was loaded without a "
+                f"validation split; load it with validation_fraction > 0 (data_options)")
+        return data.split(self.monitor)
 
     def _splits(self, config: DatasetConfig, data_percentage: float):
         """(training data, scoring data, scoring split name, augmentation)."""

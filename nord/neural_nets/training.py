@@ -107,11 +107,17 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
           optimizer: torch.optim.Optimizer, settings: TrainingSettings,
           generator: torch.Generator, device: torch.device, *,
           regression: bool = False, augmentation: Optional[Callable] = None,
-          on_epoch: Optional[Callable[[int, float], None]] = None) -> List[float]:
+          on_epoch: Optional[Callable[[int, float], None]] = None,
+          accuracies: Optional[List[float]] = None) -> List[float]:
     """Train ``net`` in place; return the mean training loss of each epoch.
 
-    Raises :class:`NonFiniteLossError` as soon as a batch's loss is NaN/inf.
+    ``accuracies``: when given (classification), each epoch's running training
+    accuracy (over its augmented batches, in training mode) is appended to it
+    before ``on_epoch`` is called. Raises :class:`NonFiniteLossError` as soon as
+    a batch's loss is NaN/inf.
     """
+    if accuracies is not None and regression:
+        raise SettingsError("training accuracy is defined for classification, not regression")
     scheduler = make_scheduler(optimizer, settings.lr_schedule,
                                settings.epochs * steps_per_epoch(data, settings.batch_size))
     # Reading a loss back stalls an accelerator until its queue drains, so off
@@ -122,6 +128,8 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
     for epoch in range(settings.epochs):
         net.train()
         losses = _EpochLosses(epoch)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
         source = (_tensor_batches(data, settings.batch_size, generator)
                   if isinstance(data, TensorData) else data)
         for x, y in source:
@@ -132,11 +140,16 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
             outputs = net(x)
             loss = criterion(outputs, prepare_targets(outputs, y, regression))
             losses.add(loss.detach(), read=len(losses.pending) + 1 >= group)
+            if accuracies is not None:  # summed on the device: no stall per batch
+                correct += (outputs.detach().argmax(1) == y).sum()
+                seen += len(y)
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
         history.append(losses.mean())
+        if accuracies is not None:
+            accuracies.append(int(correct) / max(1, seen))
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
     return history

@@ -119,6 +119,10 @@ RENDERERS = {
     "nord.darts.figures:draw_genotype": render_genotype,
     "nord.analysis.figures:plot_search_comparison": render_search_comparison,
     "nord.analysis.figures:plot_architecture_overlay": render_architecture_overlay,
+    "nord.analysis.figures:plot_epoch_curves": lambda path: figures.plot_epoch_curves(
+        {"training accuracy": {"a": [0.5, 0.7, 0.8], "b": [0.4, 0.6, 0.75]},
+         "validation accuracy": {"a": [0.5, 0.65, 0.7], "b": [0.45, 0.6, 0.72]}},
+        path, title="final training"),
     "nord.analysis.figures:new_figure": render_new_figure,
     "nord.analysis.report:plot_best_so_far": render_best_so_far,
     "nord.analysis.report:plot_fitness_ecdf": render_fitness_ecdf,

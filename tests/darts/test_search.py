@@ -119,6 +119,12 @@ def test_nord_darts_train_trains_and_exports_the_searched_genotype(tmp_path, cap
     assert "test accuracy" in out and (folder / "final" / "final.json").is_file()
     final = json.loads((folder / "final" / "final.json").read_text())
     assert final["settings"]["optimizer"] == "sgd" and final["parameters"] > 0
+    assert final["settings"]["validation_fraction"] == 0.1  # table 8.1's held-out share
+    assert [row["epoch"] for row in final["curve"]] == [1]
+    assert 0 <= final["curve"][0]["validation_accuracy"] <= 1
+    rows = (folder / "final" / "curves.csv").read_text().splitlines()
+    assert rows[0] == "epoch,train_loss,train_accuracy,validation_loss,validation_accuracy"
+    assert len(rows) == 2 and (folder / "final" / "curves.png").stat().st_size > 0
     assert (folder / "final" / "model" / "descriptor.json").is_file()
     assert main(["darts", "train", str(tmp_path / "nothing")]) == 1
     assert "nothing is missing: give a nord darts search folder" in capsys.readouterr().err

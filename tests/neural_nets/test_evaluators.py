@@ -222,3 +222,44 @@ def test_scores_read_off_one_run_equal_shorter_trainings(configs, optimizer):
     scheduled = LocalEvaluator(optimizer, configs=configs, lr_schedule="cosine")
     with pytest.raises(EvaluationError, match="depends on the total epochs"):
         scheduled.descriptor_evaluate(small_cnn(), 3, "stripes", score_at=(1,))
+
+
+def test_monitored_split_gives_one_curve_row_per_epoch_and_changes_nothing(configs):
+    plain = LocalEvaluator("sgd_momentum", configs=configs, batch_size=32, seed=3)
+    reference = plain.descriptor_evaluate(small_cnn(), 3, "stripes", score_at=(1, 2, 3))
+    watched = LocalEvaluator("sgd_momentum", configs=configs, batch_size=32, seed=3,
+                             monitor="validation").descriptor_evaluate(small_cnn(), 3, "stripes")
+    assert (watched.loss, watched.metrics) == (reference.loss, reference.metrics)
+    assert [row["epoch"] for row in watched.curve] == [1, 2, 3]
+    assert set(watched.curve[0]) == {"epoch", "train_loss", "train_accuracy",
+                                     "validation_loss", "validation_accuracy"}
+    for row in watched.curve:  # the epoch-e row is the score of an e-epoch training
+        assert row["validation_accuracy"] == reference.checkpoints[row["epoch"]]["accuracy"]
+        assert row["validation_loss"] == reference.checkpoints[row["epoch"]]["loss"]
+    assert [row["train_loss"] for row in watched.curve] == list(reference.train_losses)
+    assert reference.curve == ()  # nothing monitored, no curve
+
+
+def test_training_accuracy_is_the_running_accuracy_over_the_epoch(configs):
+    # with a learning rate of 0 the network never changes: every epoch's running
+    # accuracy is the untrained network's accuracy on the whole training split
+    frozen = LocalEvaluator("sgd", {"lr": 0.0}, configs=configs, batch_size=32, seed=1,
+                            split="train", monitor="validation")
+    result = frozen.descriptor_evaluate(small_cnn(), 2, "stripes")
+    assert [row["train_accuracy"] for row in result.curve] == [result.metrics["accuracy"]] * 2
+
+
+def test_monitor_is_checked(configs):
+    with pytest.raises(EvaluationError, match="monitor must be None or one of"):
+        LocalEvaluator("adam", configs=configs, monitor="valid")
+    flat = NeuralDescriptor()
+    flat.add_layer(nn.Flatten, {})
+    regression = LocalEvaluator("adam", configs=configs, monitor="validation")
+    row = regression.descriptor_evaluate(flat, 1, "linear").curve[0]
+    assert set(row) == {"epoch", "train_loss", "validation_loss", "validation_mse",
+                        "validation_mae", "validation_r2"}
+    configs.add_classification_dataset("plain", 2, (8, 8), 1, lambda percentage=1.0: make_splits(
+        *stripes(64, 1), *stripes(32, 2), validation_fraction=0.0))
+    with pytest.raises(EvaluationError, match="loaded without a validation split"):
+        LocalEvaluator("adam", configs=configs, split="test",
+                       monitor="validation").descriptor_evaluate(small_cnn(), 1, "plain")
