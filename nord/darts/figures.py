@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Dict, Tuple
 
 from nord.analysis.figures import new_figure, save_figure
@@ -17,9 +18,9 @@ __all__ = ["draw_genotype"]
 def _positions(genotype: Genotype) -> Dict[str, Tuple[float, float]]:
     """Inputs on the left, the intermediate nodes in a column, the output right."""
     steps = genotype.steps
-    pos = {"c_{k-2}": (0.0, 0.75), "c_{k-1}": (0.0, 0.25), "c_{k}": (3.4, 0.5)}
+    pos = {"c_{k-2}": (0.0, 0.75), "c_{k-1}": (0.0, 0.25), "c_{k}": (4.4, 0.5)}
     for i in range(steps):  # a diagonal, so that no edge runs through another node
-        pos[str(i)] = (1.0 + 1.6 * i / max(1, steps - 1), 1.0 - (i + 0.5) / steps)
+        pos[str(i)] = (1.1 + 2.2 * i / max(1, steps - 1), 1.0 - (i + 0.5) / steps)
     return pos
 
 
@@ -32,16 +33,30 @@ def draw_genotype(genotype: Genotype, path=None, title: str = "") -> "Figure":
     pos = _positions(genotype)
     names = {0: "c_{k-2}", 1: "c_{k-1}"}
     for axes, reduction in zip(fig.subplots(1, 2), (False, True)):
+        axes.set_xlim(-0.4, 4.8)
+        axes.set_ylim(-0.05, 1.05)
         for k, (op, j) in enumerate(genotype.cell(reduction)):
             source, target = names.get(j, str(j - 2)), str(k // 2)
             (x0, y0), (x1, y1) = pos[source], pos[target]
+            # nodes lie on a diagonal: an edge between two of them bends around
+            # those in between (an arc, labelled at its middle); edges from the
+            # inputs are straight, labelled nearer the target (the two inputs
+            # fan out to many nodes, each node takes only two edges)
+            bend = -0.45 if j >= 2 else 0.0
             axes.annotate("", xy=(x1, y1), xytext=(x0, y0),
                           arrowprops={"arrowstyle": "->", "color": "0.35",
-                                      "shrinkA": 14, "shrinkB": 14})
-            t = 0.35 + 0.3 * (k % 2)
-            axes.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0), op, fontsize=7,
-                      ha="center", va="center", color="tab:blue",
-                      bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
+                                      "shrinkA": 14, "shrinkB": 14,
+                                      "connectionstyle": f"arc3,rad={bend}"})
+            start = axes.transData.transform((x0, y0))
+            dx, dy = axes.transData.transform((x1, y1)) - start
+            t = 0.5 if j >= 2 else 0.58 + 0.1 * (k % 2)
+            x, y = axes.transData.inverted().transform(
+                (start[0] + t * dx + 0.5 * bend * dy, start[1] + t * dy - 0.5 * bend * dx))
+            angle = math.degrees(math.atan2(dy, dx))
+            axes.text(x, y, op, fontsize=7,
+                      ha="center", va="center", color="tab:blue", rotation=angle,
+                      rotation_mode="anchor",
+                      bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none"})
         for j in genotype.concat(reduction):
             (x0, y0), (x1, y1) = pos[names.get(j, str(j - 2))], pos["c_{k}"]
             axes.annotate("", xy=(x1, y1), xytext=(x0, y0),
@@ -53,8 +68,6 @@ def draw_genotype(genotype: Genotype, path=None, title: str = "") -> "Figure":
             axes.text(x, y, f"${name}$" if name.startswith("c_") else name, ha="center",
                       va="center", fontsize=10,
                       bbox={"boxstyle": "round,pad=0.4", "fc": colour, "ec": "0.3"})
-        axes.set_xlim(-0.4, 3.8)
-        axes.set_ylim(-0.05, 1.05)
         axes.axis("off")
         axes.set_title("reduction cell" if reduction else "normal cell")
     if title:
