@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nord.darts.genotype import PRIMITIVES, Genotype, edge_count, extract_genotype
-from nord.neural_nets.darts_ops import FactorizedReduce, ReLUConvBN, make_operation
+from nord.neural_nets.darts_ops import FactorizedReduce, ReLUConvBN, Zero, make_operation
 from nord.errors import SettingsError
 
 __all__ = ["MixedOp", "SearchCell", "SuperNet", "reduction_layers"]
@@ -53,11 +53,17 @@ class MixedOp(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
+        # the zero operation adds nothing (its weight's gradient comes through the
+        # softmax's normalisation all the same), so it is not computed
+        self.computed = tuple(i for i, op in enumerate(ops) if not isinstance(op, Zero))
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        out = weights[0] * self.ops[0](x)
-        for w, op in zip(weights[1:], self.ops[1:]):
-            out = out + w * op(x)
+        if not self.computed:
+            return weights[0] * self.ops[0](x)
+        first, *rest = self.computed
+        out = weights[first] * self.ops[first](x)
+        for i in rest:
+            out = out + weights[i] * self.ops[i](x)
         return out
 
 
