@@ -32,7 +32,8 @@ def train_genotype(genotype, args, seed: int) -> float:
     torch.set_num_threads(1)
     evaluator = LocalEvaluator("sgd", {"lr": 0.025, "momentum": 0.9, "weight_decay": 3e-4},
                                batch_size=96, lr_schedule="cosine", seed=seed, split="test",
-                               augment=True, data_options={"validation_fraction": 0.0})
+                               augment=True, channels_last=True,
+                               data_options={"validation_fraction": 0.0})
     descriptor = genotype_descriptor(genotype, args.channels, args.cells)
     result = evaluator.descriptor_evaluate(descriptor, args.train_epochs, "fashion-mnist",
                                            args.train_share)

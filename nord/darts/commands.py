@@ -176,7 +176,8 @@ def _train(args) -> int:
         optimizer_params={"lr": args.lr, "momentum": 0.9, "weight_decay": 3e-4},
         batch_size=args.batch_size, augment=not args.no_augment,
         data_percentage=chosen["percentage"], seed=args.seed, device=args.device,
-        lr_schedule="cosine", validation_fraction=args.validation_fraction)
+        lr_schedule="cosine", validation_fraction=args.validation_fraction,
+        channels_last=True)
     source = Path(args.source)
     out = Path(args.out) if args.out else (source / "final" if source.is_dir()
                                            else Path("runs/darts-final"))

@@ -53,6 +53,8 @@ class FinalTrainingSettings:
     lr_schedule: Optional[str] = None
     #: share of the training set held out and scored after every epoch (0: none)
     validation_fraction: float = 0.0
+    #: train in the channels-last memory format (faster convolutions; DARTS cells)
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
@@ -162,6 +164,7 @@ def train_final(descriptor, settings: FinalTrainingSettings, out) -> FinalResult
                                seed=settings.seed, device=settings.device, split="test",
                                augment=settings.augment,
                                monitor="validation" if fraction > 0 else None,
+                               channels_last=settings.channels_last,
                                data_options={"validation_fraction": fraction})
     # seeded as a search's evaluation: same seed, same numbers as descriptor_evaluate
     net, result = evaluator.train_network(descriptor, settings.epochs, settings.dataset,

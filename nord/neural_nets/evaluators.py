@@ -101,6 +101,11 @@ class LocalEvaluator:
         carved from the training set; ``'test'`` reproduces the thesis.
     augment : bool
         Apply the dataset's standard augmentation to training batches.
+    channels_last : bool
+        Train and score image networks in the channels-last memory format:
+        faster convolutions on CPUs (about 1.6x for DARTS cells, measured) and
+        on GPUs with tensor cores; the numbers differ from the default format's
+        in the last bits only.
     monitor : None or 'validation', 'test', 'train'
         A split scored after every epoch, besides ``split`` at the end: the
         result's ``curve`` then holds each epoch's training loss and accuracy
@@ -120,6 +125,7 @@ class LocalEvaluator:
                  batch_size: int = 64, lr_schedule: Optional[str] = None, seed: int = 0,
                  device: Union[str, torch.device, None] = None, split: str = "validation",
                  augment: bool = False, monitor: Optional[str] = None,
+                 channels_last: bool = False,
                  eval_batch_size: int = 1024,
                  configs: Optional[Configs] = None, data_options: Optional[dict] = None,
                  policy: str = "minimum_viable_size", channels: Optional[int] = None,
@@ -150,6 +156,7 @@ class LocalEvaluator:
                 f"use device='cpu' (--device cpu) or leave the device out")
         self.split = split
         self.monitor = monitor
+        self.channels_last = bool(channels_last)
         self.augment = augment
         self.configs = configs if configs is not None else Configs()
         self.data_options = dict(data_options or {})
@@ -234,6 +241,8 @@ class LocalEvaluator:
         monitored = (None if self.monitor is None else
                      _on_device(self._monitored(config, data_percentage), self.device))
         net = net.to(self.device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
         train_data, eval_data = _on_device(train_data, self.device), _on_device(eval_data, self.device)
         generator = torch.Generator().manual_seed(self.seed)
         criterion = config.criterion().to(self.device)
@@ -256,7 +265,8 @@ class LocalEvaluator:
                     row["train_accuracy"] = accuracies[-1]
                 at_loss, at_metrics = score(net, monitored, criterion, config.metrics,
                                             self.device, batch_size=self.eval_batch_size,
-                                            regression=regression)
+                                            regression=regression,
+                                            channels_last=self.channels_last)
                 row[f"{self.monitor}_loss"] = at_loss
                 row.update({f"{self.monitor}_{k}": v for k, v in at_metrics.items()})
                 curve.append(row)
@@ -265,7 +275,8 @@ class LocalEvaluator:
                 t0 = time.perf_counter()
                 at_loss, at_metrics = score(net, eval_data, criterion, config.metrics,
                                             self.device, batch_size=self.eval_batch_size,
-                                            regression=regression)
+                                            regression=regression,
+                                            channels_last=self.channels_last)
                 checkpoints[epoch + 1] = {"loss": at_loss, **at_metrics,
                                           "train_seconds": t0 - train_start - scoring[0]}
                 scoring[0] += time.perf_counter() - t0
@@ -283,7 +294,7 @@ class LocalEvaluator:
         try:
             train(net, train_data, criterion, optimizer, settings, generator, self.device,
                   regression=regression, augmentation=augmentation, on_epoch=on_epoch,
-                  accuracies=accuracies)
+                  accuracies=accuracies, channels_last=self.channels_last)
             train_seconds = time.perf_counter() - train_start - scoring[0]
             if int(epochs) in checkpoints:  # scored after the last epoch already
                 last = dict(checkpoints[int(epochs)])
@@ -292,7 +303,8 @@ class LocalEvaluator:
                 metrics = last
             else:
                 loss, metrics = score(net, eval_data, criterion, config.metrics, self.device,
-                                      batch_size=self.eval_batch_size, regression=regression)
+                                      batch_size=self.eval_batch_size, regression=regression,
+                                      channels_last=self.channels_last)
         except (NonFiniteLossError, torch.OutOfMemoryError) as error:
             logger.warning("evaluation failed on %s: %s", config.name, error)
             return EvaluationResult(float("nan"), {m: float("nan") for m in config.metrics},

@@ -108,12 +108,14 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
           generator: torch.Generator, device: torch.device, *,
           regression: bool = False, augmentation: Optional[Callable] = None,
           on_epoch: Optional[Callable[[int, float], None]] = None,
-          accuracies: Optional[List[float]] = None) -> List[float]:
+          accuracies: Optional[List[float]] = None,
+          channels_last: bool = False) -> List[float]:
     """Train ``net`` in place; return the mean training loss of each epoch.
 
     ``accuracies``: when given (classification), each epoch's running training
     accuracy (over its augmented batches, in training mode) is appended to it
-    before ``on_epoch`` is called. Raises :class:`NonFiniteLossError` as soon as
+    before ``on_epoch`` is called. ``channels_last``: image batches go in the
+    channels-last memory format (for a network converted to it). Raises :class:`NonFiniteLossError` as soon as
     a batch's loss is NaN/inf.
     """
     if accuracies is not None and regression:
@@ -136,6 +138,8 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if augmentation is not None and settings.augment:
                 x = augmentation(x, generator)
+            if channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
             outputs = net(x)
             loss = criterion(outputs, prepare_targets(outputs, y, regression))
@@ -158,7 +162,8 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
 @torch.no_grad()
 def score(net: nn.Module, data: Batches, criterion: nn.Module, metric_names,
           device: torch.device, *, batch_size: int = 1024,
-          regression: bool = False) -> Tuple[float, Dict[str, float]]:
+          regression: bool = False, channels_last: bool = False
+          ) -> Tuple[float, Dict[str, float]]:
     """Mean loss and metrics of ``net`` over a whole split (eval mode)."""
     net.eval()
     metrics = make_metrics(metric_names)
@@ -170,6 +175,8 @@ def score(net: nn.Module, data: Batches, criterion: nn.Module, metric_names,
         source = data
     for x, y in source:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         outputs = net(x)
         targets = prepare_targets(outputs, y, regression)
         total += float(criterion(outputs, targets)) * len(y)

@@ -263,3 +263,17 @@ def test_monitor_is_checked(configs):
     with pytest.raises(EvaluationError, match="loaded without a validation split"):
         LocalEvaluator("adam", configs=configs, split="test",
                        monitor="validation").descriptor_evaluate(small_cnn(), 1, "plain")
+
+
+def test_channels_last_trains_the_same_network_in_another_memory_format(configs):
+    def run(channels_last):
+        evaluator = LocalEvaluator("sgd_momentum", configs=configs, batch_size=32, seed=2,
+                                   channels_last=channels_last, monitor="validation")
+        return evaluator.train_network(small_cnn(), 2, "stripes")
+
+    (plain_net, plain), (fast_net, fast) = run(False), run(True)
+    conv = [m for m in fast_net.modules() if isinstance(m, nn.Conv2d)][0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.loss == pytest.approx(plain.loss, rel=1e-4)
+    assert fast.train_losses == pytest.approx(plain.train_losses, rel=1e-4)
+    assert [r["train_accuracy"] for r in fast.curve] == [r["train_accuracy"] for r in plain.curve]
