@@ -115,8 +115,8 @@ def train(net: nn.Module, data: Batches, criterion: nn.Module,
     ``accuracies``: when given (classification), each epoch's running training
     accuracy (over its augmented batches, in training mode) is appended to it
     before ``on_epoch`` is called. ``channels_last``: image batches go in the
-    channels-last memory format (for a network converted to it). Raises :class:`NonFiniteLossError` as soon as
-    a batch's loss is NaN/inf.
+    channels-last memory format (for a network converted to it). Raises
+    :class:`NonFiniteLossError` as soon as a batch's loss is NaN/inf.
     """
     if accuracies is not None and regression:
         raise SettingsError("training accuracy is defined for classification, not regression")

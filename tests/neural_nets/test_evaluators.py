@@ -271,7 +271,7 @@ def test_channels_last_trains_the_same_network_in_another_memory_format(configs)
                                    channels_last=channels_last, monitor="validation")
         return evaluator.train_network(small_cnn(), 2, "stripes")
 
-    (plain_net, plain), (fast_net, fast) = run(False), run(True)
+    (_, plain), (fast_net, fast) = run(False), run(True)
     conv = [m for m in fast_net.modules() if isinstance(m, nn.Conv2d)][0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert fast.loss == pytest.approx(plain.loss, rel=1e-4)
