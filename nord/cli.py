@@ -105,6 +105,11 @@ def _search(args) -> int:
     with contextlib.ExitStack() as stack:
         callbacks = [] if args.quiet else [stack.enter_context(ProgressBar(
             explicit.get("budget", settings.budget if settings else None)))]
+        if args.log:  # a missing package fails here, before the run store is made
+            from nord.execution.loggers import make_logger
+            callbacks += [stack.enter_context(make_logger(
+                name, args.out, settings.to_dict() if settings else None))
+                for name in dict.fromkeys(args.log)]
         summary = run_search(settings, args.out, resume=args.resume, callbacks=callbacks,
                              explicit=explicit)
     print(f"{args.out}: {summary.line()}")
@@ -532,6 +537,10 @@ def _add_search(command, spaces, strategies, executors) -> None:
     run.add_argument("--out", required=True, help="run folder (holds run.sqlite)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
+    run.add_argument("--log", action="append", choices=["tensorboard", "mlflow"],
+                     help="also log every result (best fitness, fitness, cost, metrics) to "
+                     "TensorBoard (<out>/tensorboard; pip install tensorboard) or MLflow "
+                     "(<out>/mlruns; pip install mlflow); repeatable")
     search.set_defaults(handler=_search)
 
 
