@@ -112,8 +112,8 @@ class RunView:
             else:
                 found = self.space.to_descriptor(self.space.decode(record.architecture))
         except (NordError, LookupError, TypeError, ValueError, AttributeError) as error:
-            log.warning("evaluation #%d of %s cannot be drawn: %s", record.id, self.folder,
-                        error)
+            log.debug("evaluation #%d of %s cannot be drawn: %s", record.id, self.folder,
+                      error)
             return None
         return found if hasattr(found, "layers") else None
 
@@ -230,9 +230,9 @@ def _counts(view: RunView) -> str:
     value = "" if best is None else f' data-value="{best.fitness!r}"'
     line = (f'<p>Best fitness <strong id="best-fitness"{value}>{_fitness(best)}</strong>'
             + ("" if best is None else f" (evaluation #{best.id})") + "</p>")
-    return line + "<table class=\"counts\"><tbody>" + "".join(
-        f'<tr><th>{_escape(name)}</th><td id="count-{_escape(name)}">{n}</td></tr>'
-        for name, n in cells) + "</tbody></table>"
+    head = "".join(f"<th>{_escape(name)}</th>" for name, _ in cells)
+    row = "".join(f'<td id="count-{_escape(name)}">{n}</td>' for name, n in cells)
+    return f'{line}<table class="counts"><tr>{head}</tr><tr>{row}</tr></table>'
 
 
 def _number(value: Optional[float], digits: str = ".4g") -> str:
@@ -364,9 +364,8 @@ def _run_section(view: RunView, index: int, drawn_count: int,
     files = _folder_files(view)
     notes = "".join(f'<p class="note">{_escape(note)}</p>' for note in view.notes)
     parts = [f'<section class="run" id="run-{index}"><h2>{_escape(view.title)}: '
-             f'{_escape(view.folder)}</h2>', notes,
-             "<h3>Settings</h3>", _settings(view),
-             "<h3>Counts</h3>", _counts(view),
+             f'{_escape(view.folder)}</h2>', notes, _counts(view),
+             "<details><summary>Settings</summary>", _settings(view), "</details>",
              "<h3>Progress</h3>", _run_plots(view)]
     if best:
         parts += [f"<h3>Best architectures (the {len(best)} fittest)</h3>",
@@ -389,9 +388,10 @@ thead th{background:#e8eef8;cursor:pointer;position:sticky;top:0}
 .evaluations td.arch{font-family:monospace;font-size:.85em}
 .s-ok,.s-cached{color:#2e7d32}.s-failed,.s-invalid,.s-not_in_table{color:#b71c1c}
 img.plot{max-width:48%;height:auto}img.wide{max-width:100%;height:auto}
-img.architecture{max-height:420px;max-width:100%}
+img.architecture{max-height:360px;max-width:100%}
 .architectures{display:flex;flex-wrap:wrap;gap:1em}
-.architectures figure{border:1px solid #ddd;padding:.5em;margin:0;max-width:420px}
+.architectures figure{border:1px solid #ddd;padding:.5em;margin:0;max-width:300px}
+.counts th,.counts td{text-align:center}summary{cursor:pointer;font-weight:600;margin:.5em 0}
 figcaption{font-size:.85em;font-family:monospace;word-break:break-all}
 details.failure pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
 .note{color:#8a5a00}.stamp{color:#666;font-size:.85em}
