@@ -388,9 +388,9 @@ thead th{background:#e8eef8;cursor:pointer;position:sticky;top:0}
 .evaluations td.arch{font-family:monospace;font-size:.85em}
 .s-ok,.s-cached{color:#2e7d32}.s-failed,.s-invalid,.s-not_in_table{color:#b71c1c}
 img.plot{max-width:48%;height:auto}img.wide{max-width:100%;height:auto}
-img.architecture{max-height:360px;max-width:100%}
+img.architecture{max-height:300px;max-width:100%}
 .architectures{display:flex;flex-wrap:wrap;gap:1em}
-.architectures figure{border:1px solid #ddd;padding:.5em;margin:0;max-width:300px}
+.architectures figure{border:1px solid #ddd;padding:.5em;margin:0;max-width:240px}
 .counts th,.counts td{text-align:center}summary{cursor:pointer;font-weight:600;margin:.5em 0}
 figcaption{font-size:.85em;font-family:monospace;word-break:break-all}
 details.failure pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
