@@ -265,14 +265,15 @@ def _best_records(view: RunView, count: int) -> List[EvaluationRecord]:
     """The ``count`` fittest successful evaluations, one per architecture."""
     ok = sorted((r for r in view.report.records if r.status in ("ok", "cached")),
                 key=lambda r: (-r.fitness, r.id))
-    best, seen = [], set()
+    best: List[EvaluationRecord] = []
+    seen = set()
     for r in ok:
+        if len(best) >= count:
+            break
         key = r.hash or json.dumps(r.architecture, sort_keys=True)
         if key not in seen:
             seen.add(key)
             best.append(r)
-        if len(best) == count:
-            break
     return best
 
 
@@ -368,7 +369,8 @@ def _run_section(view: RunView, index: int, drawn_count: int,
              "<details><summary>Settings</summary>", _settings(view), "</details>",
              "<h3>Progress</h3>", _run_plots(view)]
     if best:
-        parts += [f"<h3>Best architectures (the {len(best)} fittest)</h3>",
+        what = "trials" if view.study is not None else "architectures"
+        parts += [f"<h3>Best {what} (the {len(best)} fittest)</h3>",
                   _architectures(view, index, best)]
     parts += [f"<h3>Evaluations ({len(view.report.records)})</h3>",
               "<p>Click a column's header to sort by it.</p>",

@@ -91,6 +91,7 @@ def test_architectures_are_drawn_on_demand_and_unknown_paths_are_404(tmp_path):
     with served(tmp_path, drawn=0) as server:
         page = fetch(server).decode()
         assert '<a href="/architecture/0/1.png">1</a>' in page
+        assert "data:image/png" in page and "Best architectures" not in page  # none drawn
         assert fetch(server, "/architecture/0/1.png")[:8] == b"\x89PNG\r\n\x1a\n"
         for path in ("/architecture/0/9.png", "/architecture/3/0.png", "/nothing"):
             with pytest.raises(urllib.error.HTTPError) as answer:

@@ -12,6 +12,7 @@ from nord.cli import main
 from nord.errors import RunNotFoundError
 from nord.execution.store import RunStore
 from tests.analysis.html_page import Page, fill_store
+from tests.execution.logger_fakes import DATA
 from tests.analysis.test_report import store_with
 
 HOSTILE = "<script>alert('x')</script>"
@@ -83,6 +84,27 @@ def test_a_study_folders_tables_and_figures_are_embedded(tmp_path):
     assert "<td>0.93</td>" in text and "<tr><td>1</td><td>0.7</td></tr>" in text
     assert "<figcaption>curves.png</figcaption>" in text
     assert "fake.png" not in text and "nord report's own summary" not in text
+
+
+NB101 = DATA / "nasbench101" / "nb101_30k_subset.csv.gz"
+
+
+@pytest.mark.skipif(not NB101.exists(), reason="NAS-Bench-101 table not present")
+def test_a_real_study_shows_its_trials_tables_and_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("NORD_DATA", str(DATA))
+    out = tmp_path / "study"
+    assert main(["study", "nasbench101-epochs", "--samples", "500", "--resamples", "10",
+                 "--quiet", "--out", str(out)]) == 0
+    text = render_html([load_run(out)])
+    page = Page(text)
+    assert [row[6] for row in page.rows["evaluations-0"]][:2] == [
+        "group=4, rounded=False", "group=4, rounded=True"]
+    assert len(page.rows["evaluations-0"]) == 6
+    assert "<h3>Best trials (the 5 fittest)</h3>" in text
+    for name in ("nasbench101_epochs.md", "nasbench101_accuracies.png",
+                 "nasbench101_bootstrap.png"):
+        assert f"<figcaption>{name}</figcaption>" in text
+    assert len(page.images) == 2 + 2  # its two progress plots and the study's two figures
 
 
 def test_a_folder_without_a_store_is_not_a_run(tmp_path, capsys):
