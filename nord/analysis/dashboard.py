@@ -5,7 +5,8 @@ A standard-library :class:`http.server.ThreadingHTTPServer` serves
 * ``/``: the page of :mod:`nord.analysis.html_report`, made again only when a
   store changed; the page asks ``/version`` every few seconds and reloads
   itself when the answer differs from the version it shows;
-* ``/version``: the stores' version (changes with every candidate and result);
+* ``/version``: the version of the page ``/`` serves now (it changes with the
+  stores' candidates and results, at most as often as the page is made again);
 * ``/data.json``: each run's counts and best evaluation, for scripts;
 * ``/architecture/<run>/<id>.png``: one evaluation's architecture, drawn on demand.
 
@@ -28,12 +29,13 @@ import logging
 import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from nord.analysis.html_report import (BEST_DRAWN, STORE_NAME, load_run, render_html,
-                                       store_version)
+from nord.analysis.html_report import (BEST_DRAWN, STORE_NAME, RunView, load_run,
+                                       render_html, store_version)
 from nord.errors import NordError, PortInUseError, RunNotFoundError
 from nord.execution.store import RunStore
 
@@ -55,7 +57,8 @@ class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, runs: Sequence, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 drawn: int = BEST_DRAWN, poll_seconds: float = 2.0) -> None:
+                 drawn: int = BEST_DRAWN, poll_seconds: float = 2.0,
+                 refresh_seconds: Optional[float] = None) -> None:
         self.folders: List[Path] = [Path(run) for run in runs]
         if not self.folders:
             raise RunNotFoundError("no run folder given; give one or more --out folders")
@@ -66,8 +69,11 @@ class DashboardServer(ThreadingHTTPServer):
                     f"folder of nord search, nord study or nord darts search (start the "
                     f"dashboard once the search has begun)")
         self.drawn, self.poll_seconds = int(drawn), float(poll_seconds)
+        self.refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
         self._page: Optional[Tuple[str, bytes]] = None  # (version, page)
+        self._views: List[RunView] = []                  # what the page was made from
+        self._rendered_at, self._render_seconds = 0.0, 0.0
         if ":" in host:
             self.address_family = socket.AF_INET6
         try:
@@ -94,19 +100,31 @@ class DashboardServer(ThreadingHTTPServer):
                 versions.append(store_version(store))
         return "|".join(versions)
 
-    def page(self) -> bytes:
-        """The page, made again only when a store changed since it was last made."""
+    def current(self) -> Tuple[str, bytes]:
+        """``(version, page)``: the page and the version it shows, made again when a
+        store changed, but at most every ``refresh_seconds`` (default: four times
+        as long as the last page took to make, so that a large store beside a
+        busy search does not keep the machine busy making pages)."""
         with self._lock:
-            version = self.version()
-            if self._page is None or self._page[0] != version:
+            now = time.monotonic()
+            wait = (4 * self._render_seconds if self.refresh_seconds is None
+                    else self.refresh_seconds)
+            if self._page is None or (now - self._rendered_at >= wait
+                                      and self.version() != self._page[0]):
                 views = [load_run(folder) for folder in self.folders]
                 text = render_html(views, title=self._title(views), drawn=self.drawn,
                                    link=_architecture_link, poll="/version",
                                    poll_seconds=self.poll_seconds)
-                # the page shows the version its rows were read at (they may be newer
-                # than ``version``): the next poll then reloads only if it changed again
+                # the version the rows were read at (perhaps newer than version())
                 self._page = ("|".join(view.version for view in views), text.encode())
-            return self._page[1]
+                self._views = views
+                self._rendered_at = time.monotonic()
+                self._render_seconds = self._rendered_at - now
+            return self._page
+
+    def page(self) -> bytes:
+        """The page (see :meth:`current`)."""
+        return self.current()[1]
 
     def data(self) -> dict:
         """Each run's counts and best evaluation (``/data.json``)."""
@@ -124,9 +142,11 @@ class DashboardServer(ThreadingHTTPServer):
         """The PNG drawing of evaluation ``candidate`` of run number ``run``, or None
         where there is no such evaluation or it has no drawable descriptor."""
         from nord.neural_nets.visualization import plot_descriptor
-        if not 0 <= run < len(self.folders):
+        self.current()
+        views = self._views  # the runs as the page shows them
+        if not 0 <= run < len(views):
             return None
-        view = load_run(self.folders[run])
+        view = views[run]
         with RunStore(self.folders[run] / STORE_NAME, create=False, read_only=True) as store:
             found = store.records("id = ?", (candidate,))
         descriptor = view.descriptor(found[0]) if found else None
@@ -153,8 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", self.server.page())
-            elif path == "/version":
-                self._send(200, "text/plain; charset=utf-8", self.server.version().encode())
+            elif path == "/version":  # the version of the page / would serve now
+                self._send(200, "text/plain; charset=utf-8", self.server.current()[0].encode())
             elif path == "/data.json":
                 self._send(200, "application/json", json.dumps(self.server.data()).encode())
             elif _ARCHITECTURE.match(path):

@@ -83,7 +83,7 @@ class ResumingDashboard(DashboardServer):
 
 
 def test_the_dashboard_reloads_itself_when_results_arrive(run, tmp_path):
-    server = ResumingDashboard([run], port=0, poll_seconds=0.5)
+    server = ResumingDashboard([run], port=0, poll_seconds=0.5, refresh_seconds=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextlib.contextmanager
 def served(*folders, **options):
-    server = DashboardServer(folders, port=0, **options)
+    server = DashboardServer(folders, port=0, **{"refresh_seconds": 0, **options})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -84,6 +84,20 @@ def test_a_store_in_the_middle_of_a_commit_still_serves_what_is_committed(tmp_pa
         assert Page(fetch(server).decode()).best == ["0.1"]  # same version: the page kept
         add_results(tmp_path, 2, [0.5])
         assert [float(v) for v in Page(fetch(server).decode()).best] == [50.0]
+
+
+def test_a_page_is_made_at_most_every_refresh_seconds(tmp_path):
+    fill_store(tmp_path, 2)
+    with served(tmp_path, refresh_seconds=60) as server:
+        version = fetch(server, "/version")
+        assert Page(fetch(server).decode()).best == ["0.1"]
+        add_results(tmp_path, 2, [3.0])
+        assert fetch(server, "/version") == version  # so the browser does not reload
+        assert Page(fetch(server).decode()).best == ["0.1"]
+        assert json.loads(fetch(server, "/data.json"))["runs"][0]["evaluations"] == 3
+        server.refresh_seconds = 0
+        assert fetch(server, "/version") != version
+        assert Page(fetch(server).decode()).best == ["3.0"]
 
 
 def test_architectures_are_drawn_on_demand_and_unknown_paths_are_404(tmp_path):
