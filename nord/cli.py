@@ -540,7 +540,7 @@ def _add_search(command, spaces, strategies, executors) -> None:
     run.add_argument("--log", action="append", choices=["tensorboard", "mlflow"],
                      help="also log every result (best fitness, fitness, cost, metrics) to "
                      "TensorBoard (<out>/tensorboard; pip install tensorboard) or MLflow "
-                     "(<out>/mlruns; pip install mlflow); repeatable")
+                     "(<out>/mlflow.db; pip install mlflow); repeatable")
     search.set_defaults(handler=_search)
 
 

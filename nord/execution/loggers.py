@@ -8,9 +8,9 @@ training time) and its numeric metrics. Both write into the run folder:
 * :class:`TensorBoardLogger`: event files in ``<out>/tensorboard``, through
   ``torch.utils.tensorboard`` (``pip install tensorboard``); view them with
   ``tensorboard --logdir <out>/tensorboard``;
-* :class:`MLflowLogger`: one MLflow run in a local file store,
-  ``<out>/mlruns`` (``pip install mlflow``); view it with
-  ``mlflow ui --backend-store-uri <out>/mlruns``.
+* :class:`MLflowLogger`: one MLflow run in a SQLite tracking store,
+  ``<out>/mlflow.db`` (``pip install mlflow``); view it with
+  ``mlflow ui --backend-store-uri sqlite:///<out>/mlflow.db``.
 
 A logger whose package is missing raises
 :class:`~nord.errors.MissingDependencyError` with the install command when it
@@ -23,6 +23,7 @@ is made, before the search starts.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -31,7 +32,7 @@ from nord.errors import MissingDependencyError, SettingsError
 __all__ = ["TensorBoardLogger", "MLflowLogger", "make_logger", "LOGGERS", "scalars_of"]
 
 #: ``nord search --log NAME``: the logger, and the folder it writes to in the run folder
-LOGGERS = {"tensorboard": "tensorboard", "mlflow": "mlruns"}
+LOGGERS = {"tensorboard": "tensorboard", "mlflow": "mlflow.db"}
 
 
 def scalars_of(event) -> Dict[str, float]:
@@ -83,39 +84,50 @@ class TensorBoardLogger:
 
 
 class MLflowLogger:
-    """One MLflow run per search (or resumed part of one), in a local file store
-    ``<out>/mlruns``; its parameters are the run's settings. Uses an
-    ``MlflowClient`` of its own: MLflow's global active run is left alone."""
+    """One MLflow run per search (or resumed part of one) in a SQLite tracking store
+    in the run folder, ``<out>/mlflow.db`` (MLflow 3 no longer writes plain
+    ``mlruns`` folders by default); its parameters are the run's settings. Uses
+    an ``MlflowClient`` of its own: MLflow's global active run is left alone."""
 
     def __init__(self, out, settings: Optional[Dict[str, Any]] = None,
-                 folder: str = LOGGERS["mlflow"], experiment: str = "nord") -> None:
+                 file: str = LOGGERS["mlflow"], experiment: str = "nord") -> None:
         try:
+            from mlflow.entities import Metric
             from mlflow.tracking import MlflowClient
         except ImportError as error:
             raise MissingDependencyError(
                 f"--log mlflow needs the mlflow package ({error}): pip install mlflow (or "
                 f"pip install 'nord[mlflow]')") from error
-        self.folder = Path(out) / folder
+        self.out = Path(out)
+        self.path = self.out / file
         self.settings, self.experiment = dict(settings or {}), experiment
-        self._client_class = MlflowClient
+        self._client_class, self._metric = MlflowClient, Metric
         self.client, self.run_id = None, None  # made at the first result, like the store's rows
 
-    def _start(self, out_name: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.client = self._client_class(tracking_uri=self.folder.resolve().as_uri())
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.path.resolve()}"
+
+    def _start(self) -> None:
+        self.client = self._client_class(tracking_uri=self.tracking_uri)
         found = self.client.get_experiment_by_name(self.experiment)
-        experiment_id = (found.experiment_id if found is not None
-                         else self.client.create_experiment(self.experiment))
-        self.run_id = self.client.create_run(experiment_id, run_name=out_name).info.run_id
+        experiment_id = (found.experiment_id if found is not None else
+                         self.client.create_experiment(
+                             self.experiment,
+                             artifact_location=(self.out / "mlartifacts").resolve().as_uri()))
+        self.run_id = self.client.create_run(experiment_id,
+                                             run_name=self.out.resolve().name).info.run_id
         for key, value in sorted(self.settings.items()):
             if value is not None and value != {} and value != () and value != []:
                 self.client.log_param(self.run_id, key, str(value)[:500])
 
     def __call__(self, event) -> None:
         if self.client is None:
-            self._start(self.folder.resolve().parent.name)
-        for key, value in scalars_of(event).items():
-            self.client.log_metric(self.run_id, key.replace("/", "_"), value, step=event.done)
+            self._start()
+        stamp = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[
+            self._metric(key.replace("/", "_"), value, stamp, event.done)
+            for key, value in scalars_of(event).items()])
 
     def close(self, status: str = "FINISHED") -> None:
         if self.client is not None:

@@ -6,7 +6,7 @@ import os
 import sys
 import types
 from pathlib import Path
-from typing import List
+from typing import List, NamedTuple
 
 from nord.cli import main
 
@@ -46,7 +46,8 @@ class FakeClient:
     def get_experiment_by_name(self, name):
         return None
 
-    def create_experiment(self, name):
+    def create_experiment(self, name, artifact_location):
+        self.artifact_location = artifact_location
         return "1"
 
     def create_run(self, experiment_id, run_name):
@@ -56,8 +57,8 @@ class FakeClient:
     def log_param(self, run_id, key, value):
         self.params[key] = value
 
-    def log_metric(self, run_id, key, value, step):
-        self.metrics.append((key, value, step))
+    def log_batch(self, run_id, metrics):
+        self.metrics += [(m.key, m.value, m.step) for m in metrics]
 
     def set_terminated(self, run_id, status):
         self.status = status
@@ -72,13 +73,22 @@ def install_fake_tensorboard(monkeypatch):
     monkeypatch.setattr(torch.utils, "tensorboard", module, raising=False)
 
 
+class FakeMetric(NamedTuple):
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
 def install_fake_mlflow(monkeypatch):
     mlflow, tracking = types.ModuleType("mlflow"), types.ModuleType("mlflow.tracking")
-    tracking.MlflowClient = FakeClient
-    mlflow.tracking = tracking
+    entities = types.ModuleType("mlflow.entities")
+    tracking.MlflowClient, entities.Metric = FakeClient, FakeMetric
+    mlflow.tracking, mlflow.entities = tracking, entities
     FakeClient.made = []
-    monkeypatch.setitem(sys.modules, "mlflow", mlflow)
-    monkeypatch.setitem(sys.modules, "mlflow.tracking", tracking)
+    for name, module in (("mlflow", mlflow), ("mlflow.tracking", tracking),
+                         ("mlflow.entities", entities)):
+        monkeypatch.setitem(sys.modules, name, module)
 
 
 def small_search(out, *extra) -> int:

@@ -76,7 +76,8 @@ def test_mlflow_gets_the_settings_and_every_result(tmp_path, monkeypatch):
     install_fake_mlflow(monkeypatch)
     assert small_search(tmp_path / "run", "--log", "mlflow") == 0
     [client] = FakeClient.made
-    assert client.tracking_uri == (tmp_path / "run" / "mlruns").resolve().as_uri()
+    assert client.tracking_uri == f"sqlite:///{(tmp_path / 'run' / 'mlflow.db').resolve()}"
+    assert client.artifact_location == (tmp_path / "run" / "mlartifacts").resolve().as_uri()
     assert client.run_name == "run" and client.status == "FINISHED"
     assert client.params["space"] == "nasbench201" and client.params["budget"] == "6"
     steps = [step for key, _, step in client.metrics if key == "evaluation_fitness"]

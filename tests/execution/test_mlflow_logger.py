@@ -20,7 +20,7 @@ def test_mlflow_reads_back_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("NORD_DATA", str(DATA))
     out = tmp_path / "run"
     assert small_search(out, "--log", "mlflow") == 0
-    client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
+    client = MlflowClient(tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}")
     experiment = client.get_experiment_by_name("nord")
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["space"] == "nasbench201"
