@@ -387,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_export)
 
     report = command("report", help="plots and a Markdown summary of a run (a study's "
-                     "tables and figures, for a nord study folder)")
+                     "tables and figures, for a nord study folder); --html: one "
+                     "self-contained page of one or more runs")
     report.add_argument("runs", nargs="+", metavar="RUN",
                         help="run folder (the --out of nord search, nord study or nord darts "
                         "search); several with --html")

@@ -392,7 +392,8 @@ thead th{background:#e8eef8;cursor:pointer;position:sticky;top:0}
 img.plot{max-width:48%;height:auto}img.wide{max-width:100%;height:auto}
 img.architecture{max-height:300px;max-width:100%}
 .architectures{display:flex;flex-wrap:wrap;gap:1em}
-.architectures figure{border:1px solid #ddd;padding:.5em;margin:0;max-width:240px}
+.architectures figure{border:1px solid #ddd;padding:.5em;margin:0;max-width:240px;text-align:center}
+figure figcaption{text-align:left}
 .counts th,.counts td{text-align:center}summary{cursor:pointer;font-weight:600;margin:.5em 0}
 figcaption{font-size:.85em;font-family:monospace;word-break:break-all}
 details.failure pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
