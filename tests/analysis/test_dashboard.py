@@ -149,3 +149,30 @@ def test_ctrl_c_stops_the_dashboard_with_status_0(tmp_path):
         process.kill()
     assert process.returncode == 0, err
     assert "dashboard stopped" in out and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_beside_a_running_search_every_request_is_answered_and_the_search_is_undisturbed(
+        tmp_path):
+    from tests.execution.logger_fakes import DATA, NB201
+    if not NB201.exists():
+        pytest.skip("NAS-Bench-201 table not present")
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "nord", "search", "--space", "nasbench201", "--budget",
+               "8000", "--seed", "0", "--quiet", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NORD_DATA": str(DATA)}
+    assert subprocess.run([*command[:7], "20", *command[8:]], env=env, cwd=ROOT).returncode == 0
+    search = subprocess.Popen([*command, "--resume"], env=env, cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True)
+    seen = set()
+    with served(out) as server:
+        while search.poll() is None:
+            seen.add(len(Page(fetch(server).decode()).rows["evaluations-0"]))
+            fetch(server, "/version")
+        _, err = search.communicate(timeout=60)
+        final = Page(fetch(server).decode())
+    assert search.returncode == 0, err
+    assert len(final.rows["evaluations-0"]) == 8000
+    with RunStore(out / "run.sqlite", create=False) as store:
+        assert [float(v) for v in final.best] == [store.best().fitness]
+    assert len(seen) >= 2  # pages made while the search ran showed it progressing
