@@ -100,3 +100,20 @@ def test_the_dashboard_reloads_itself_when_results_arrive(run, tmp_path):
     assert len(final.rows["evaluations-0"]) == count == 45
     assert [float(value) for value in final.best] == [best]
     assert (tmp_path / "dashboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def fitness_after_clicks(page_text: str, clicks: int, path) -> list:
+    """The fitness column as Chromium shows it after ``clicks`` on its header."""
+    script = ("<script>var header = document.querySelectorAll('#evaluations-0 th')[2];"
+              + "header.click();" * clicks + "</script>")
+    path.write_text(page_text.replace("</body>", script + "</body>"))
+    rows = Page(chromium(path.as_uri(), "--dump-dom")).rows["evaluations-0"]
+    return [float(row[2]) for row in rows]
+
+
+def test_a_click_on_a_header_sorts_the_table(run, tmp_path):
+    text = write_html_report([run], tmp_path / "report.html").read_text()
+    up = fitness_after_clicks(text, 1, tmp_path / "once.html")
+    down = fitness_after_clicks(text, 2, tmp_path / "twice.html")
+    assert len(up) == 30 and up == sorted(up) and up != sorted(up, reverse=True)
+    assert down == sorted(up, reverse=True)
