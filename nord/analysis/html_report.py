@@ -53,6 +53,7 @@ _ARCHITECTURE_CHARS = 160   # characters of an architecture shown in a table cel
 _ERROR_CHARS = 4000         # characters of one error shown
 _FAILURES_SHOWN = 50
 _EXTRA_BYTES = 2_000_000    # largest table or figure file embedded from a run folder
+_EXTRA_TOTAL = 4_000_000    # most bytes of such files embedded per run
 _CSV_ROWS = 200
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: files of a run folder that the page itself replaces (nord report's Markdown and PNGs)
@@ -338,12 +339,18 @@ def _csv_file(text: str) -> str:
 
 
 def _folder_files(view: RunView) -> str:
-    """The tables and figures a study or DARTS search wrote into the run folder."""
-    parts = []
+    """The tables and figures a study or DARTS search wrote into the run folder:
+    plain files only (no links out of the folder), each under ``_EXTRA_BYTES``,
+    until ``_EXTRA_TOTAL`` bytes are embedded (a note names those left out)."""
+    parts, left_out, total = [], [], 0
     for path in sorted(view.folder.iterdir()):
         suffix = path.suffix.lower()
         if (suffix not in (".md", ".csv", ".png") or path.name in _REPLACED
-                or not path.is_file() or path.stat().st_size > _EXTRA_BYTES):
+                or path.is_symlink() or not path.is_file()):
+            continue
+        size = path.stat().st_size
+        if size > _EXTRA_BYTES or total + size > _EXTRA_TOTAL:
+            left_out.append(path.name)
             continue
         data = path.read_bytes()
         if suffix == ".png":
@@ -354,8 +361,12 @@ def _folder_files(view: RunView) -> str:
         else:
             text = data.decode("utf-8", errors="replace")
             body = _markdown_file(text) if suffix == ".md" else _csv_file(text)
+        total += size
         parts.append(f'<figure class="file"><figcaption>{_escape(path.name)}</figcaption>'
                      f'{body}</figure>')
+    if left_out:
+        parts.append(f'<p class="note">Too large to embed (open them in the run folder): '
+                     f'{_escape(", ".join(left_out))}</p>')
     return "".join(parts)
 
 

@@ -77,6 +77,10 @@ def test_a_study_folders_tables_and_figures_are_embedded(tmp_path):
     plot_fitness_ecdf([0.1, 0.2], tmp_path / "curves.png")
     (tmp_path / "fake.png").write_text("<svg onload=alert(1)>")
     (tmp_path / "summary.md").write_text("nord report's own summary")
+    secret = tmp_path.parent / f"{tmp_path.name}-secret.md"
+    secret.write_text("| a secret outside the run folder |")
+    (tmp_path / "linked.md").symlink_to(secret)
+    (tmp_path / "huge.csv").write_text("x\n" * 1_100_000)  # over 2 MB
     text = render_html([load_run(tmp_path)])
     assert "<figcaption>table_8_2.md</figcaption>" in text
     assert f"<td>{HOSTILE.replace('<', '&lt;').replace('>', '&gt;')}".replace(
@@ -84,6 +88,8 @@ def test_a_study_folders_tables_and_figures_are_embedded(tmp_path):
     assert "<td>0.93</td>" in text and "<tr><td>1</td><td>0.7</td></tr>" in text
     assert "<figcaption>curves.png</figcaption>" in text
     assert "fake.png" not in text and "nord report's own summary" not in text
+    assert "a secret" not in text and "linked.md" not in text
+    assert "Too large to embed (open them in the run folder): huge.csv" in text
 
 
 NB101 = DATA / "nasbench101" / "nb101_30k_subset.csv.gz"
