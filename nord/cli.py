@@ -92,6 +92,11 @@ def _search(args) -> int:
         ("data_percentage", args.percentage), ("optimizer", args.optimizer),
         ("split", args.fitness_split), ("batch_size", args.batch_size)) if value is not None}
     objective_options.update(dict(args.objective_option or ()))
+    if args.log_curves:
+        if not args.log:
+            raise UsageError("--log-curves sends each evaluation's training curve to a "
+                             "logger: add --log tensorboard or --log mlflow")
+        objective_options["curves"] = True
     if objective_options:
         explicit["objective_options"] = objective_options
     defaults = {f.name: f.default for f in fields(SearchSettings)
@@ -542,6 +547,9 @@ def _add_search(command, spaces, strategies, executors) -> None:
                      help="also log every result (best fitness, fitness, cost, metrics) to "
                      "TensorBoard (<out>/tensorboard; pip install tensorboard) or MLflow "
                      "(<out>/mlflow.db; pip install mlflow); repeatable")
+    run.add_argument("--log-curves", action="store_true",
+                     help="with --log, spaces that train: also each evaluation's training "
+                     "loss per epoch (kept in its metrics as train_losses)")
     search.set_defaults(handler=_search)
 
 

@@ -3,7 +3,10 @@
 Each logger is a ``SearchRun`` callback (see :class:`~nord.execution.run_loop.ProgressEvent`):
 after every committed result it logs, at step ``event.done``, the best fitness
 so far, the evaluation's fitness, its cost (the table's or the measured
-training time) and its numeric metrics. Both write into the run folder:
+training time) and its numeric metrics; and, when the evaluation's metrics
+hold per-epoch curves (``nord search --log-curves``: each candidate's training
+loss per epoch), those by epoch, one TensorBoard run or MLflow child run per
+evaluation. Both write into the run folder:
 
 * :class:`TensorBoardLogger`: event files in ``<out>/tensorboard``, through
   ``torch.utils.tensorboard`` (``pip install tensorboard``); view them with
@@ -25,11 +28,12 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from nord.errors import MissingDependencyError, SettingsError
 
-__all__ = ["TensorBoardLogger", "MLflowLogger", "make_logger", "LOGGERS", "scalars_of"]
+__all__ = ["TensorBoardLogger", "MLflowLogger", "make_logger", "LOGGERS", "scalars_of",
+           "curves_of"]
 
 #: ``nord search --log NAME``: the logger, and the folder it writes to in the run folder
 LOGGERS = {"tensorboard": "tensorboard", "mlflow": "mlflow.db"}
@@ -49,6 +53,14 @@ def scalars_of(event) -> Dict[str, float]:
                 and math.isfinite(value)):
             values[f"metrics/{key}"] = float(value)
     return {key: float(value) for key, value in values.items()}
+
+
+def curves_of(event) -> Dict[str, List[float]]:
+    """The evaluation's per-epoch curves: its metrics that are lists of numbers (the
+    ``train_losses`` of a training search run with ``--log-curves``)."""
+    return {key: [float(v) for v in value] for key, value in event.record.metrics.items()
+            if isinstance(value, list) and value
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)}
 
 
 class TensorBoardLogger:
@@ -71,6 +83,14 @@ class TensorBoardLogger:
         for tag, value in scalars_of(event).items():
             self.writer.add_scalar(tag, value, global_step=event.done)
         self.writer.flush()
+        curves = curves_of(event)
+        if curves:  # one TensorBoard run per evaluation, so that their curves overlay
+            writer = self._writer_class(
+                log_dir=str(self.folder / "evaluations" / f"{event.record.id:06d}"))
+            for key, values in curves.items():
+                for epoch, value in enumerate(values, start=1):
+                    writer.add_scalar(f"curves/{key}", value, global_step=epoch)
+            writer.close()
 
     def close(self) -> None:
         if self.writer is not None:
@@ -111,11 +131,11 @@ class MLflowLogger:
     def _start(self) -> None:
         self.client = self._client_class(tracking_uri=self.tracking_uri)
         found = self.client.get_experiment_by_name(self.experiment)
-        experiment_id = (found.experiment_id if found is not None else
-                         self.client.create_experiment(
-                             self.experiment,
-                             artifact_location=(self.out / "mlartifacts").resolve().as_uri()))
-        self.run_id = self.client.create_run(experiment_id,
+        self.experiment_id = (found.experiment_id if found is not None else
+                              self.client.create_experiment(
+                                  self.experiment,
+                                  artifact_location=(self.out / "mlartifacts").resolve().as_uri()))
+        self.run_id = self.client.create_run(self.experiment_id,
                                              run_name=self.out.resolve().name).info.run_id
         for key, value in sorted(self.settings.items()):
             if value is not None and value != {} and value != () and value != []:
@@ -128,6 +148,15 @@ class MLflowLogger:
         self.client.log_batch(self.run_id, metrics=[
             self._metric(key.replace("/", "_"), value, stamp, event.done)
             for key, value in scalars_of(event).items()])
+        curves = curves_of(event)
+        if curves:  # a child run per evaluation, its curves by epoch
+            child = self.client.create_run(
+                self.experiment_id, run_name=f"evaluation {event.record.id}",
+                tags={"mlflow.parentRunId": self.run_id}).info.run_id
+            self.client.log_batch(child, metrics=[
+                self._metric(key, value, stamp, epoch) for key, values in curves.items()
+                for epoch, value in enumerate(values, start=1)])
+            self.client.set_terminated(child, status="FINISHED")
 
     def close(self, status: str = "FINISHED") -> None:
         if self.client is not None:

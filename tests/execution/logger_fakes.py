@@ -40,7 +40,8 @@ class FakeClient:
     made: List["FakeClient"] = []
 
     def __init__(self, tracking_uri):
-        self.tracking_uri, self.params, self.metrics, self.status = tracking_uri, {}, [], None
+        self.tracking_uri, self.params, self.metrics = tracking_uri, {}, []
+        self.runs, self.child_metrics, self.statuses = [], [], {}
         FakeClient.made.append(self)
 
     def get_experiment_by_name(self, name):
@@ -50,18 +51,28 @@ class FakeClient:
         self.artifact_location = artifact_location
         return "1"
 
-    def create_run(self, experiment_id, run_name):
-        self.run_name = run_name
-        return types.SimpleNamespace(info=types.SimpleNamespace(run_id="r1"))
+    def create_run(self, experiment_id, run_name, tags=None):
+        self.runs.append((run_name, tags))
+        return types.SimpleNamespace(info=types.SimpleNamespace(run_id=f"r{len(self.runs)}"))
 
     def log_param(self, run_id, key, value):
         self.params[key] = value
 
     def log_batch(self, run_id, metrics):
-        self.metrics += [(m.key, m.value, m.step) for m in metrics]
+        self.metrics += [(m.key, m.value, m.step) for m in metrics if run_id == "r1"]
+        self.child_metrics += [(run_id, m.key, m.value, m.step) for m in metrics
+                               if run_id != "r1"]
 
     def set_terminated(self, run_id, status):
-        self.status = status
+        self.statuses[run_id] = status
+
+    @property
+    def status(self):
+        return self.statuses.get("r1")
+
+    @property
+    def run_name(self):
+        return self.runs[0][0]
 
 
 def install_fake_tensorboard(monkeypatch):

@@ -23,7 +23,7 @@ def data_env(monkeypatch):
 
 
 def event(fitness=0.7, best=0.9, cost=12.0, metrics=None, status="ok"):
-    record = types.SimpleNamespace(fitness=fitness, cost=cost, status=status,
+    record = types.SimpleNamespace(id=7, fitness=fitness, cost=cost, status=status,
                                    eval_seconds=2.5, metrics=metrics or {})
     return types.SimpleNamespace(record=record, done=4, budget=10, best_fitness=best)
 
@@ -92,3 +92,45 @@ def test_a_failed_search_marks_the_mlflow_run_failed(tmp_path, monkeypatch):
             raise RuntimeError("the search stopped")
     assert FakeClient.made[0].status == "FAILED"
     assert FakeClient.made[0].metrics[0] == ("search_best_fitness", 0.9, 4)
+
+
+def test_curves_go_to_one_run_per_evaluation(tmp_path, monkeypatch):
+    curve = {"train_losses": [0.9, 0.5, 0.25], "accuracy": 0.7, "labels": ["a", "b"]}
+    install_fake_tensorboard(monkeypatch)
+    with TensorBoardLogger(tmp_path) as logger:
+        logger(event(metrics=curve))
+    main_writer, evaluation = FakeWriter.made
+    assert not any(tag.startswith("curves") for tag, _, _ in main_writer.scalars)
+    assert evaluation.log_dir == str(tmp_path / "tensorboard" / "evaluations" / "000007")
+    assert evaluation.scalars == [("curves/train_losses", 0.9, 1), ("curves/train_losses", 0.5, 2),
+                                  ("curves/train_losses", 0.25, 3)] and evaluation.closed
+    install_fake_mlflow(monkeypatch)
+    with MLflowLogger(tmp_path) as logger:
+        logger(event(metrics=curve))
+    [client] = FakeClient.made
+    assert client.runs[1] == ("evaluation 7", {"mlflow.parentRunId": "r1"})
+    assert client.child_metrics == [("r2", "train_losses", 0.9, 1), ("r2", "train_losses", 0.5, 2),
+                                    ("r2", "train_losses", 0.25, 3)]
+    assert client.statuses == {"r1": "FINISHED", "r2": "FINISHED"}
+
+
+def test_a_training_objective_keeps_its_curve_only_when_asked():
+    from nord.execution.objectives import TrainingObjective
+    result = types.SimpleNamespace(loss=0.3, metrics={"accuracy": 0.8}, parameters=100,
+                                   failed=False, total_time=2.0, train_losses=(0.9, 0.4))
+    stub = types.SimpleNamespace(descriptor_evaluate=lambda *args: result)
+    plain, curves = TrainingObjective(), TrainingObjective(curves=True)
+    for objective in (plain, curves):
+        objective._evaluator = stub
+    assert "train_losses" not in plain.evaluate(None).metrics and "curves" not in plain.settings()
+    assert curves.evaluate(None).metrics["train_losses"] == [0.9, 0.4]
+    assert curves.settings()["curves"] is True
+
+
+def test_log_curves_needs_a_logger_and_a_space_that_trains(tmp_path, capsys, monkeypatch):
+    install_fake_mlflow(monkeypatch)
+    assert small_search(tmp_path / "a", "--log-curves") == 2
+    assert "add --log tensorboard or --log mlflow" in capsys.readouterr().err
+    assert small_search(tmp_path / "b", "--log-curves", "--log", "mlflow") == 2
+    assert "is scored from its benchmark table" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
