@@ -233,7 +233,20 @@ def _counts(view: RunView) -> str:
             + ("" if best is None else f" (evaluation #{best.id})") + "</p>")
     head = "".join(f"<th>{_escape(name)}</th>" for name, _ in cells)
     row = "".join(f'<td id="count-{_escape(name)}">{n}</td>' for name, n in cells)
-    return f'{line}<table class="counts"><tr>{head}</tr><tr>{row}</tr></table>'
+    return (f'{line}{_metrics(best)}<table class="counts"><tr>{head}</tr><tr>{row}</tr>'
+            f'</table>')
+
+
+def _metrics(record: Optional[EvaluationRecord]) -> str:
+    """The best evaluation's metrics, one table row (lists shown by their length)."""
+    if record is None or not record.metrics:
+        return ""
+    shown = [(key, f"[{len(value)} values]" if isinstance(value, list) else
+              _clip(value if isinstance(value, str) else json.dumps(value), 80))
+             for key, value in list(record.metrics.items())[:20]]
+    head = "".join(f"<th>{_escape(key)}</th>" for key, _ in shown)
+    row = "".join(f"<td>{_escape(value)}</td>" for _, value in shown)
+    return f'<table class="metrics"><tr>{head}</tr><tr>{row}</tr></table>'
 
 
 def _number(value: Optional[float], digits: str = ".4g") -> str:

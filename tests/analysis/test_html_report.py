@@ -42,11 +42,14 @@ def test_text_from_the_store_is_escaped(tmp_path):
     store.record_ask(1, HOSTILE, None, "k", {}, 0.0)
     store.record_result(1, "failed", 0.0, error=f"Traceback\nValueError: {HOSTILE}",
                         worker=HOSTILE)
+    store.record_ask(2, "c", None, "c", {}, 0.0)
+    store.record_result(2, "ok", 0.9, metrics={HOSTILE: HOSTILE, "curve": [1.0, 0.5]})
     store.set_meta(note=HOSTILE)
     store.close()
     text = render_html([load_run(tmp_path)])
     assert "alert" in text and "<script>alert" not in text
-    assert text.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;") >= 4
+    assert text.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;") >= 6
+    assert "<td>[2 values]</td>" in text  # the best's metrics: a list by its length
     assert text.count("<script>") == 1
     page = Page(text)
     assert page.rows["evaluations-0"][1][:2] == ["1", "failed"]
