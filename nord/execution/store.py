@@ -397,6 +397,8 @@ class RunStore:
 
     def check_writable(self) -> None:
         """Raise :class:`ReadOnlyStoreError` now if the store cannot be written."""
+        if self.read_only:
+            self._transaction()  # raises: opened read_only=True
         try:
             self.db.execute("DELETE FROM meta WHERE 0")  # a write that changes nothing
         except sqlite3.DatabaseError as error:

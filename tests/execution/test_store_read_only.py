@@ -29,7 +29,7 @@ def test_a_read_only_store_reads_and_refuses_every_write(tmp_path):
             store.set_meta(note="x")
         with pytest.raises(ReadOnlyStoreError, match="read_only=True"):
             store.record_ask(1, "b", None, "b", {}, 0.0)
-        with pytest.raises(ReadOnlyStoreError):
+        with pytest.raises(ReadOnlyStoreError, match="read_only=True"):
             store.check_writable()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
