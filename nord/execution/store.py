@@ -188,6 +188,8 @@ class RunStore:
 
     #: bytes of strategy state written through this object: checkpoints, new chunks, steps
     state_bytes_written = 0
+    #: opened with ``read_only=True``: every write raises ReadOnlyStoreError
+    read_only = False
 
     def __init__(self, path, create: bool = True,
                  meta: Optional[Dict[str, Any]] = None, read_only: bool = False) -> None:
