@@ -92,6 +92,11 @@ def _search(args) -> int:
         ("data_percentage", args.percentage), ("optimizer", args.optimizer),
         ("split", args.fitness_split), ("batch_size", args.batch_size)) if value is not None}
     objective_options.update(dict(args.objective_option or ()))
+    if args.log_curves:
+        if not args.log:
+            raise UsageError("--log-curves sends each evaluation's training curve to a "
+                             "logger: add --log tensorboard or --log mlflow")
+        objective_options["curves"] = True
     if objective_options:
         explicit["objective_options"] = objective_options
     defaults = {f.name: f.default for f in fields(SearchSettings)
@@ -105,6 +110,11 @@ def _search(args) -> int:
     with contextlib.ExitStack() as stack:
         callbacks = [] if args.quiet else [stack.enter_context(ProgressBar(
             explicit.get("budget", settings.budget if settings else None)))]
+        if args.log:  # a missing package fails here, before the run store is made
+            from nord.execution.loggers import make_logger
+            callbacks += [stack.enter_context(make_logger(
+                name, args.out, settings.to_dict() if settings else None))
+                for name in dict.fromkeys(args.log)]
         summary = run_search(settings, args.out, resume=args.resume, callbacks=callbacks,
                              explicit=explicit)
     print(f"{args.out}: {summary.line()}")
@@ -164,6 +174,12 @@ def _described(out, architecture) -> str:
 
 
 def _report(args) -> int:
+    if args.html is not None:
+        return _html_report(args)
+    if len(args.runs) > 1:
+        raise UsageError(f"{len(args.runs)} run folders given: the Markdown report is of one "
+                         f"run; add --html FILE for one page comparing them")
+    args.run = args.runs[0]
     from nord.analysis.report import write_report
     from nord.studies.base import is_study, report_study
     if is_study(args.run):
@@ -174,6 +190,29 @@ def _report(args) -> int:
     path = write_report(args.run)
     print(f"report written to {path} (with best_so_far.png, fitness_ecdf.png)")
     return 0
+
+
+def _html_report(args) -> int:
+    """``nord report RUN [RUN ...] --html [FILE]``: one self-contained page, read-only."""
+    from pathlib import Path
+
+    from nord.analysis.html_report import write_html_report
+    out = args.html
+    if out is True:
+        if len(args.runs) > 1:
+            raise UsageError("several run folders make one comparison page: say where it goes "
+                             "with --html FILE (e.g. --html comparison.html)")
+        out = Path(args.runs[0]) / "report.html"
+    path = write_html_report(args.runs, out, drawn=args.drawn)
+    size = path.stat().st_size
+    print(f"HTML report written to {path} ({size / 1e6:.1f} MB, self-contained)")
+    return 0
+
+
+def _dashboard(args) -> int:
+    from nord.analysis.dashboard import serve_dashboard
+    return serve_dashboard(args.runs, host=args.host, port=args.port, drawn=args.drawn,
+                           poll_seconds=args.poll, announce=print)
 
 
 def _train_final(args) -> int:
@@ -361,9 +400,34 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_export)
 
     report = command("report", help="plots and a Markdown summary of a run (a study's "
-                     "tables and figures, for a nord study folder)")
-    report.add_argument("run", help="run folder (the --out of nord search or nord study)")
+                     "tables and figures, for a nord study folder); --html: one "
+                     "self-contained page of one or more runs")
+    report.add_argument("runs", nargs="+", metavar="RUN",
+                        help="run folder (the --out of nord search, nord study or nord darts "
+                        "search); several with --html")
+    report.add_argument("--html", nargs="?", const=True, default=None, metavar="FILE",
+                        help="write one self-contained HTML page instead (settings, plots, a "
+                        "sortable table, architectures, failures; several runs compared), to "
+                        "FILE (default with one run: RUN/report.html); reads the stores only")
+    report.add_argument("--drawn", type=int, default=5,
+                        help="--html: architectures drawn per run (the fittest)")
     report.set_defaults(handler=_report)
+
+    dashboard = command("dashboard", help="serve the HTML report of runs on a local web "
+                        "page that refreshes while they run",
+                        description="Serve the --html report of one or more runs and reload "
+                        "it in the browser whenever a store gets new results. The stores are "
+                        "opened read-only: it is safe beside a running search. Ctrl-C stops it.")
+    dashboard.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s)")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (0.0.0.0: every interface; the page "
+                           "has no login)")
+    dashboard.add_argument("--port", type=int, default=8050, help="port (0: any free one)")
+    dashboard.add_argument("--drawn", type=int, default=5,
+                           help="architectures drawn per run on the page (others on demand)")
+    dashboard.add_argument("--poll", type=float, default=2.0,
+                           help="seconds between the page's checks for new results")
+    dashboard.set_defaults(handler=_dashboard)
 
     from nord.studies.commands import add_study_commands
     add_study_commands(command)
@@ -487,6 +551,13 @@ def _add_search(command, spaces, strategies, executors) -> None:
     run.add_argument("--out", required=True, help="run folder (holds run.sqlite)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
+    run.add_argument("--log", action="append", choices=["tensorboard", "mlflow"],
+                     help="also log every result (best fitness, fitness, cost, metrics) to "
+                     "TensorBoard (<out>/tensorboard; pip install tensorboard) or MLflow "
+                     "(<out>/mlflow.db; pip install mlflow); repeatable")
+    run.add_argument("--log-curves", action="store_true",
+                     help="with --log, spaces that train: also each evaluation's training "
+                     "loss per epoch (kept in its metrics as train_losses)")
     search.set_defaults(handler=_search)
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "DistributedConfigError",
     "ExecutorError",
     "WorkerStartError",
+    "PortInUseError",
     "StatisticsInputError",
     "StudyError",
     "PredictorError",
@@ -327,6 +328,10 @@ class ExecutorError(NordError, RuntimeError):
 
 class WorkerStartError(NordError):
     """Worker processes of a pool keep dying before they can evaluate anything."""
+
+
+class PortInUseError(NordError, OSError):
+    """``nord dashboard`` cannot listen on the port asked for: another program holds it."""
 
 
 class StoreError(NordError):

@@ -5,7 +5,9 @@ from collections import Counter
 from importlib import metadata
 
 #: test files of optional extras, and the distribution each needs
-EXTRAS = {"tests/execution/test_ray_executor.py": "ray"}
+EXTRAS = {"tests/execution/test_ray_executor.py": "ray",
+          "tests/execution/test_tensorboard_logger.py": "tensorboard",
+          "tests/execution/test_mlflow_logger.py": "mlflow"}
 
 
 def pytest_terminal_summary(terminalreporter):

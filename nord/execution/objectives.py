@@ -160,6 +160,8 @@ class TrainingObjective(Objective):
     the measured training and scoring time. ``evaluator_options`` go to
     ``LocalEvaluator`` (optimizer, batch size, seed, split, device, ...). A
     training whose loss turns non-finite is a failed evaluation (fitness 0).
+    ``curves=True`` keeps the training loss of every epoch in the metrics
+    (``train_losses``; ``nord search --log-curves`` logs them).
     """
 
     name = "training"
@@ -167,13 +169,14 @@ class TrainingObjective(Objective):
     def __init__(self, dataset: str = "fashion-mnist", epochs: int = 1,
                  data_percentage: float = 1.0, metric: str = "accuracy",
                  optimizer: str = "adam", optimizer_params: Optional[dict] = None,
-                 **evaluator_options) -> None:
+                 curves: bool = False, **evaluator_options) -> None:
         from nord.data_curators.splits import check_percentage
         if int(epochs) < 1:
             raise SettingsError(f"epochs must be at least 1 to train candidates, got {epochs}")
         self.dataset, self.epochs = dataset, int(epochs)
         self.data_percentage, self.metric = check_percentage(data_percentage), metric
         self.optimizer, self.optimizer_params = optimizer, dict(optimizer_params or {})
+        self.curves = bool(curves)  # keep each evaluation's loss per epoch (train_losses)
         self.evaluator_options = evaluator_options
 
     def _make_evaluator(self):
@@ -199,6 +202,8 @@ class TrainingObjective(Objective):
         result = self.evaluator.descriptor_evaluate(descriptor, self.epochs, self.dataset,
                                                     self.data_percentage)
         metrics = {"loss": result.loss, **result.metrics, "parameters": result.parameters}
+        if self.curves:
+            metrics["train_losses"] = [float(loss) for loss in result.train_losses]
         if result.failed:
             return Outcome(0.0, metrics, result.total_time, failed=True, error=result.error)
         return Outcome(float(result.metrics[self.metric]), metrics, result.total_time)
@@ -207,7 +212,7 @@ class TrainingObjective(Objective):
         return {"dataset": self.dataset, "epochs": self.epochs,
                 "data_percentage": self.data_percentage, "metric": self.metric,
                 "optimizer": self.optimizer, "optimizer_params": self.optimizer_params,
-                **self.evaluator_options}
+                **({"curves": True} if self.curves else {}), **self.evaluator_options}
 
 
 class EnvironmentObjective(TrainingObjective):

@@ -188,13 +188,28 @@ class RunStore:
 
     #: bytes of strategy state written through this object: checkpoints, new chunks, steps
     state_bytes_written = 0
+    #: opened with ``read_only=True``: every write raises ReadOnlyStoreError
+    read_only = False
 
     def __init__(self, path, create: bool = True,
-                 meta: Optional[Dict[str, Any]] = None) -> None:
+                 meta: Optional[Dict[str, Any]] = None, read_only: bool = False) -> None:
         """``meta``: values a new store is created with, in the same step as its
-        tables (a process killed while creating it leaves no store at all)."""
+        tables (a process killed while creating it leaves no store at all).
+
+        ``read_only=True`` opens an existing store through SQLite's read-only mode
+        (reports and dashboards beside a running search): nothing is created,
+        migrated or written (every write raises :class:`ReadOnlyStoreError`), and
+        reads see what the writer has committed.
+        """
         self.path = Path(path)
+        self.read_only = bool(read_only)
         memory = str(path) == MEMORY
+        if read_only:
+            if memory or meta is not None:
+                raise StoreError("read_only=True opens an existing store file; it takes no "
+                                 "meta= and no in-memory path")
+            self._open_read_only()
+            return
         if memory:
             self.db = sqlite3.connect(MEMORY, isolation_level=None)
             self.db.row_factory = sqlite3.Row
@@ -229,6 +244,36 @@ class RunStore:
             raise self._open_error(error) from error
         if memory and meta:
             self.set_meta(**meta)
+
+    def _open_read_only(self) -> None:
+        """Connect with ``mode=ro`` and check the layout without changing anything."""
+        if not self.path.exists():
+            raise StoreError(f"no run store at {self.path}; is this the --out folder of "
+                             f"a `nord search` run?")
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a run store")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+            self.db.row_factory = sqlite3.Row
+        except sqlite3.DatabaseError as error:
+            raise self._open_error(error) from error
+        try:
+            version = _user_version(self.db)
+            if not 0 <= version <= SCHEMA_VERSION:
+                raise StoreError(self._version_refusal(version))
+            if version == 0 and not self._tables():
+                raise StoreError(f"{self.path} holds no tables: it is not a run store (or "
+                                 f"one still being created)")
+            self._check_tables(_CORE_TABLES if version < SCHEMA_VERSION else _TABLES)
+            self._result_seq = self._value(
+                "SELECT COALESCE(MAX(result_seq), 0) AS value FROM evaluations")
+        except StoreError:
+            self.db.close()
+            raise
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            raise self._open_error(error) from error
 
     def _create(self, meta: Optional[Dict[str, Any]]) -> None:
         """Write the new store's tables and ``meta`` to a file beside ``path``, then
@@ -354,6 +399,8 @@ class RunStore:
 
     def check_writable(self) -> None:
         """Raise :class:`ReadOnlyStoreError` now if the store cannot be written."""
+        if self.read_only:
+            self._transaction()  # raises: opened read_only=True
         try:
             self.db.execute("DELETE FROM meta WHERE 0")  # a write that changes nothing
         except sqlite3.DatabaseError as error:
@@ -589,6 +636,9 @@ class RunStore:
         return EvaluationRecord(**values)
 
     def _transaction(self):
+        if self.read_only:
+            raise ReadOnlyStoreError(f"{self.path} was opened read_only=True; open it "
+                                     f"without read_only to write to it")
         return _Transaction(self.db)
 
 
