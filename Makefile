@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 NORD_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export NORD_DATA
 
-.PHONY: setup data demo test bench clean
+.PHONY: setup data browser demo test bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -28,10 +28,20 @@ data:
 		|| echo "warning: could not install dataset-fashion-mnist"; \
 	else echo "note: install Debian's dataset-fashion-mnist for the Fashion-MNIST data"; fi
 
+# Debian's headless Chromium for the browser tests of the HTML report and the
+# dashboard (tests/analysis/test_browser.py skips without it); as for data.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+		|| echo "warning: could not install chromium; the browser tests will skip"; \
+	else echo "note: install Debian's chromium to run the browser tests"; fi
+
 demo: setup
 	$(PY) -m nord demo
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
 
 bench: setup
