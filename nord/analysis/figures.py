@@ -36,6 +36,15 @@ def save_figure(fig: "Figure", path, dpi: int = DPI) -> None:
     fig.savefig(path, dpi=dpi)
 
 
+def _finish(fig: "Figure", title: str, path) -> "Figure":
+    """Title ``fig`` (when given one), save it to ``path`` (when given), return it."""
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
 def plot_search_comparison(fitness: Dict[str, Sequence[float]], path=None,
                            ylabel: str = "fitness", title: str = "") -> "Figure":
     """Best so far against evaluations, and the empirical CDF, one line per search.
@@ -55,11 +64,7 @@ def plot_search_comparison(fitness: Dict[str, Sequence[float]], path=None,
     right.set_ylabel("share of evaluations ≤ value")
     for ax in (left, right):
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, title, path)
 
 
 def plot_epoch_curves(panels: Dict[str, Dict[str, Sequence[float]]], path=None,
@@ -77,11 +82,7 @@ def plot_epoch_curves(panels: Dict[str, Dict[str, Sequence[float]]], path=None,
         ax.set_ylabel(ylabel)
         if lines:
             ax.legend()
-    if title:
-        fig.suptitle(title)
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, title, path)
 
 
 def layer_depths(descriptor) -> Dict[str, int]:

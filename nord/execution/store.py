@@ -31,7 +31,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -229,19 +229,14 @@ class RunStore:
                 self.db.row_factory = sqlite3.Row  # rows read by column name
             except sqlite3.DatabaseError as error:
                 raise self._open_error(error) from error
-        try:
+
+        def prepare() -> None:
             self._open_schema()  # first: a store this NORD cannot read is not written to
             if not memory:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
-            self._result_seq = self._value(
-                "SELECT COALESCE(MAX(result_seq), 0) AS value FROM evaluations")
-        except StoreError:
-            self.db.close()
-            raise
-        except sqlite3.DatabaseError as error:
-            self.db.close()
-            raise self._open_error(error) from error
+
+        self._prepare_or_close(prepare)
         if memory and meta:
             self.set_meta(**meta)
 
@@ -258,7 +253,7 @@ class RunStore:
             self.db.row_factory = sqlite3.Row
         except sqlite3.DatabaseError as error:
             raise self._open_error(error) from error
-        try:
+        def check() -> None:
             version = _user_version(self.db)
             if not 0 <= version <= SCHEMA_VERSION:
                 raise StoreError(self._version_refusal(version))
@@ -266,6 +261,14 @@ class RunStore:
                 raise StoreError(f"{self.path} holds no tables: it is not a run store (or "
                                  f"one still being created)")
             self._check_tables(_CORE_TABLES if version < SCHEMA_VERSION else _TABLES)
+
+        self._prepare_or_close(check)
+
+    def _prepare_or_close(self, prepare: Callable[[], None]) -> None:
+        """Run ``prepare`` on the new connection, then read the last result number;
+        on any failure close the connection and raise a :class:`StoreError`."""
+        try:
+            prepare()
             self._result_seq = self._value(
                 "SELECT COALESCE(MAX(result_seq), 0) AS value FROM evaluations")
         except StoreError:
