@@ -253,6 +253,7 @@ class RunStore:
             self.db.row_factory = sqlite3.Row
         except sqlite3.DatabaseError as error:
             raise self._open_error(error) from error
+
         def check() -> None:
             version = _user_version(self.db)
             if not 0 <= version <= SCHEMA_VERSION:
