@@ -27,6 +27,7 @@ import io
 import json
 import logging
 import re
+import signal
 import socket
 import threading
 import time
@@ -210,8 +211,12 @@ class _Handler(BaseHTTPRequestHandler):
 def serve_dashboard(runs: Sequence, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                     drawn: int = BEST_DRAWN, poll_seconds: float = 2.0,
                     announce: Callable[[str], None] = log.info) -> int:
-    """Serve the dashboard of ``runs`` until Ctrl-C; returns 0 once stopped."""
+    """Serve the dashboard of ``runs`` until Ctrl-C (or, from the main thread,
+    SIGTERM, as ``kill`` and service managers send); returns 0 once stopped."""
     server = DashboardServer(runs, host, port, drawn, poll_seconds)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.page()  # a store that cannot be read fails now, not in the browser
         announce(f"dashboard of {len(server.folders)} run(s) at {server.url} "
@@ -221,4 +226,11 @@ def serve_dashboard(runs: Sequence, host: str = DEFAULT_HOST, port: int = DEFAUL
         announce("dashboard stopped")
     finally:
         server.server_close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM stops the dashboard as Ctrl-C does."""
+    raise KeyboardInterrupt

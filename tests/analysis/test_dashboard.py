@@ -132,7 +132,8 @@ def test_a_port_in_use_is_named_with_the_way_out(tmp_path, capsys):
     assert "choose another with --port N" in capsys.readouterr().err
 
 
-def test_ctrl_c_stops_the_dashboard_with_status_0(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_stops_the_dashboard_with_status_0(tmp_path, stop):
     fill_store(tmp_path, 2)
     process = subprocess.Popen(
         [sys.executable, "-m", "nord", "dashboard", str(tmp_path), "--port", "0"],
@@ -143,7 +144,7 @@ def test_ctrl_c_stops_the_dashboard_with_status_0(tmp_path):
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
         with urllib.request.urlopen(url, timeout=10) as answer:
             assert len(Page(answer.read().decode()).rows["evaluations-0"]) == 2
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, err = process.communicate(timeout=20)
     finally:
         process.kill()
