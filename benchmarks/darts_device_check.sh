@@ -10,7 +10,14 @@
 # then run:  bash benchmarks/darts_device_check.sh   with carry [".device_data"] and
 # timeout_s 600. Results land in $OUT (world1.json, world2.json, ..., darts_gpu.log).
 #
-# Options (environment): SHARE (0.1), ROUNDS (2), CHANNELS (16), CELLS (8), PYTHON.
+# Stage 2 (STAGES="vs-random", a second call): the searched genotype against a random one
+# of the same size, 3 seeds sharing the GPU, at budgets a CPU cannot afford (10 search
+# epochs of the thesis's network on a quarter of the training set, the thesis's
+# architecture learning rate; final C=16, 8 cells, 10 epochs on half of it); each seed's
+# row lands in $OUT/vs_random.json as it finishes.
+#
+# Options (environment): STAGES ("parallel vs-random"), SHARE (0.1), ROUNDS (2),
+# CHANNELS (16), CELLS (8), VS_SECONDS (300), PYTHON.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/darts_device_check}
@@ -27,6 +34,15 @@ if [ ! -f "$NORD_DATA/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpus.txt"
 GPUS=$(nvidia-smi -L | wc -l)
+STAGES=${STAGES:-parallel vs-random}
+if [[ " $STAGES " == *" vs-random "* ]]; then
+    echo "== searched vs random genotypes, 3 seeds on the GPU" | tee -a "$OUT/darts_gpu.log"
+    timeout "${VS_SECONDS:-300}" "$PYTHON" benchmarks/darts_vs_random.py --workers 3 \
+        --epochs 10 --share 0.25 --search-channels 16 --search-cells 8 --arch-lr 3e-4 \
+        --channels 16 --cells 8 --train-epochs 10 --train-share 0.5 \
+        --out "$OUT/vs_random.json" 2>&1 | tail -12 | tee -a "$OUT/darts_gpu.log"
+fi
+[[ " $STAGES " == *" parallel "* ]] || exit 0
 for N in 1 2 4; do
     if [ "$N" -gt "$GPUS" ]; then
         echo "== $N GPUs: skipped (the machine has $GPUS)" | tee -a "$OUT/darts_gpu.log"

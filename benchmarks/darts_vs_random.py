@@ -20,7 +20,7 @@ import argparse
 import json
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -83,20 +83,26 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args()
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(one_seed, range(args.seeds), [args] * args.seeds))
     print(f"DARTS {args.epochs} epochs (C={args.search_channels}, {args.search_cells} cells, "
-          f"{args.share:.0%} share) -> final C={args.channels}, {args.cells} cells, "
-          f"{args.train_epochs} epochs on {args.train_share:.0%}; test accuracy")
-    for r in rows:
-        print(f"seed {r['seed']}: searched {100 * r['searched_accuracy']:.2f} %  random "
-              f"{100 * r['random_accuracy']:.2f} %  (search {r['search_seconds']:.0f} s)")
-        print(f"    searched: {r['genotype']}\n    random:   {r['random']}")
+          f"{args.share:.0%} share, architecture lr {args.arch_lr:g}) -> final "
+          f"C={args.channels}, {args.cells} cells, {args.train_epochs} epochs on "
+          f"{args.train_share:.0%}; test accuracy", flush=True)
+    rows = []
+    with ProcessPoolExecutor(args.workers) as pool:
+        futures = [pool.submit(one_seed, seed, args) for seed in range(args.seeds)]
+        for future in as_completed(futures):  # each seed as it finishes (a timeout keeps them)
+            r = future.result()
+            rows.append(r)
+            print(f"seed {r['seed']}: searched {100 * r['searched_accuracy']:.2f} %  random "
+                  f"{100 * r['random_accuracy']:.2f} %  (search {r['search_seconds']:.0f} s)")
+            print(f"    searched: {r['genotype']}\n    random:   {r['random']}", flush=True)
+            if args.out:
+                Path(args.out).write_text(json.dumps({"settings": vars(args), "rows": rows},
+                                                     indent=1))
+    rows.sort(key=lambda r: r["seed"])
     diff = [r["searched_accuracy"] - r["random_accuracy"] for r in rows]
     print(f"mean searched - random: {100 * np.mean(diff):+.2f} points; searched ahead in "
           f"{sum(d > 0 for d in diff)} of {len(rows)} seeds; {time.perf_counter() - start:.0f} s")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
