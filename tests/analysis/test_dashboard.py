@@ -138,7 +138,10 @@ def test_ctrl_c_or_kill_stops_the_dashboard_with_status_0(tmp_path, stop):
     process = subprocess.Popen(
         [sys.executable, "-m", "nord", "dashboard", str(tmp_path), "--port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # as from a terminal: a suite started in the background (`cmd &`) passes
+        # on an ignored SIGINT, which Python then leaves ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = process.stdout.readline()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
