@@ -53,7 +53,7 @@ def one_seed(seed: int, args) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         study = DartsSearchStudy(share=args.share, channels=args.search_channels,
                                  cells=args.search_cells, epochs=args.epochs, seed=seed,
-                                 arch_lr=args.arch_lr)
+                                 arch_lr=args.arch_lr, warmup_epochs=args.warmup_epochs)
         outcome = run_study(study, Path(folder) / "search")
         searched = Genotype.from_json(outcome.results["genotype"])
     search_seconds = time.perf_counter() - start
@@ -76,6 +76,8 @@ def main() -> None:
     parser.add_argument("--arch-lr", type=float, default=3e-3,
                         help="architecture weights' Adam learning rate (thesis 3e-4: too slow "
                         "to move the weights apart in a few epochs)")
+    parser.add_argument("--warmup-epochs", type=int, default=0,
+                        help="search epochs training the weights only")
     parser.add_argument("--channels", type=int, default=8, help="final network C")
     parser.add_argument("--cells", type=int, default=5, help="final network cells")
     parser.add_argument("--train-epochs", type=int, default=3)
@@ -84,7 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     print(f"DARTS {args.epochs} epochs (C={args.search_channels}, {args.search_cells} cells, "
-          f"{args.share:.0%} share, architecture lr {args.arch_lr:g}) -> final "
+          f"{args.share:.0%} share, architecture lr {args.arch_lr:g}, {args.warmup_epochs} "
+          f"warm-up) -> final "
           f"C={args.channels}, {args.cells} cells, {args.train_epochs} epochs on "
           f"{args.train_share:.0%}; test accuracy", flush=True)
     rows = []

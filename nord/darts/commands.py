@@ -28,6 +28,8 @@ _HELP = {
     "arch_lr": "architecture weights' Adam learning rate",
     "arch_weight_decay": "Adam weight decay",
     "grad_clip": "gradient norm clip of the weights (0: none)",
+    "warmup_epochs": "first epochs training the weights only, the architecture weights "
+                     "still (against the collapse onto pooling; thesis 0)",
     "seed": "random seed (weights, data share, batch order, augmentation)",
 }
 

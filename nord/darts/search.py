@@ -137,7 +137,10 @@ class DartsSearch:
             xt, xv = (t.to(self.device, memory_format=torch.channels_last) for t in (xt, xv))
             yt, yv = yt.to(self.device), yv.to(self.device)
             train_loss, train_correct = self.weight_step(xt, yt)
-            valid_loss, valid_correct = self.architecture_step(xv, yv)
+            if epoch < self.settings.warmup_epochs:
+                valid_loss, valid_correct = self.validation_loss(xv, yv)
+            else:
+                valid_loss, valid_correct = self.architecture_step(xv, yv)
             if not (math.isfinite(train_loss) and math.isfinite(valid_loss)):
                 raise DartsError(f"epoch {epoch + 1}, batch {step + 1}: the loss is not finite "
                                  f"(train {train_loss}, validation {valid_loss}); lower --lr or "
@@ -178,6 +181,13 @@ class DartsSearch:
         loss, correct = self._gradients(x, y, self.arch_parameters)
         self.a_optimizer.step()
         return loss, correct
+
+    @torch.no_grad()
+    def validation_loss(self, x, y) -> Tuple[float, int]:
+        """A warm-up epoch's architecture batch: its loss and correct predictions,
+        no step (in training mode, as the architecture step would see it)."""
+        logits = self.model(x)
+        return float(F.cross_entropy(logits, y)), int((logits.argmax(1) == y).sum())
 
     def _gradients(self, x, y, parameters) -> Tuple[float, int]:
         """The batch's loss and correct predictions; ``parameters`` get the loss's

@@ -32,6 +32,10 @@ class DartsSettings:
     arch_lr: float = 3e-4
     arch_weight_decay: float = 1e-3
     grad_clip: float = 5.0
+    #: epochs that train the weights only (the architecture weights keep still), so
+    #: that convolutions are trained before they compete with the parameter-free
+    #: operations (PC-DARTS's remedy for the collapse onto pooling; thesis: 0)
+    warmup_epochs: int = 0
     augment: bool = True
     seed: int = 0
 
@@ -51,6 +55,12 @@ class DartsSettings:
         for name in ("momentum", "weight_decay", "arch_weight_decay", "grad_clip"):
             if float(getattr(self, name)) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        warmup = self.warmup_epochs
+        if isinstance(warmup, bool) or not isinstance(warmup, int) \
+                or not 0 <= warmup < self.epochs:
+            raise SettingsError(f"warmup_epochs must be a whole number in 0..{self.epochs - 1} "
+                                f"(the architecture weights need at least one of the "
+                                f"{self.epochs} epochs), got {warmup!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise SettingsError(f"seed must be a whole number >= 0, got {self.seed!r}")
 

@@ -55,6 +55,21 @@ def test_an_epoch_from_a_checkpoint_is_the_uninterrupted_epoch():
         other.load_state_dict(state)
 
 
+def test_warm_up_epochs_train_the_weights_only_then_the_search_proper_begins():
+    search = DartsSearch(DartsSettings(**TINY, epochs=3, warmup_epochs=2), synthetic())
+    alphas = [a.detach().clone() for a in search.model.arch_parameters()]
+    weights = [w.detach().clone() for w in search.model.weights()]
+    for _ in range(2):
+        warm = search.run_epoch()
+        assert all(torch.equal(a, b) for a, b in zip(alphas, search.model.arch_parameters()))
+        assert 0 <= warm["valid_accuracy"] <= 1 and warm["valid_loss"] > 0
+    assert any(not torch.equal(w, v) for w, v in zip(weights, search.model.weights()))
+    search.run_epoch()
+    assert any(not torch.equal(a, b) for a, b in zip(alphas, search.model.arch_parameters()))
+    with pytest.raises(SettingsError, match=r"warmup_epochs must be a whole number in 0..2"):
+        DartsSettings(epochs=3, warmup_epochs=3)
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(SettingsError, match="share"):
         DartsSettings(share=0)
